@@ -4,7 +4,9 @@ the file."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
 import tempfile
 import warnings
@@ -21,8 +23,26 @@ from ..trainer.model import INPUT_NAME, SampleCNN
 OPSET = 18
 
 
+# Loggers whose records are the exporter's own chatter (e.g. "torchvision is not installed.
+# Skipping torchvision::nms" at WARNING), not problems with the user's model.
+QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
 class ExportError(RuntimeError):
     """Export could not produce a valid graph."""
+
+
+@contextlib.contextmanager
+def quiet_exporter(loggers: tuple[str, ...] = QUIET_LOGGERS):
+    """Raise ``loggers`` to ERROR while the block runs, then restore their levels."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    try:
+        for name in loggers:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def fold_batchnorm(model: SampleCNN) -> SampleCNN:
@@ -63,7 +83,7 @@ def export_onnx(module: nn.Module, path: str | Path, *, segment_samples: int, ou
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), quiet_exporter():
             warnings.simplefilter("ignore")  # the exporter's progress chatter, not user-facing problems
             program = torch.onnx.export(
                 wrapped,
@@ -86,7 +106,17 @@ def export_onnx(module: nn.Module, path: str | Path, *, segment_samples: int, ou
     return path
 
 
-def export_backbone(model: SampleCNN, path: str | Path, *, opset: int = OPSET) -> Path:
-    """Fold BatchNorm and export the Conv1d graph of ``model``."""
+def export_backbone(model: SampleCNN, path: str | Path, *, graph: str = "conv1d", opset: int = OPSET) -> Path:
+    """Fold BatchNorm and export ``model`` as ``graph``: "conv1d" (as trained) or "conv2d"
+    (the 1 x k lowering of :mod:`samplecnn.export.lowering`, faster on onnxruntime CPU).
+
+    The graph maps ``waveform: (B, segment_samples)`` to ``level1..levelK: (B, C_k)`` and
+    ``logits: (B, n_tags)``, B dynamic.
+    """
+    from .lowering import GRAPHS, LoweredSampleCNN
+
+    if graph not in GRAPHS:
+        raise ExportError(f"graph {graph!r} is not one of {GRAPHS}; use 'conv2d' for onnxruntime CPU, 'conv1d' for the graph as trained")
     folded = fold_batchnorm(model)
-    return export_onnx(folded, path, segment_samples=model.config.segment_samples, output_names=model.output_names, opset=opset)
+    module = LoweredSampleCNN(folded) if graph == "conv2d" else folded
+    return export_onnx(module, path, segment_samples=model.config.segment_samples, output_names=model.output_names, opset=opset)
