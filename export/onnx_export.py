@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..trainer.model import INPUT_NAME, SampleCNN
+from .errors import ExportError
 
 # Opset 18: onnxruntime >= 1.14 and TensorRT 10/11's ONNX parser both take it, and it is the
 # lowest opset the torch.export-based exporter emits without a version conversion pass.
@@ -26,10 +27,6 @@ OPSET = 18
 # Loggers whose records are the exporter's own chatter (e.g. "torchvision is not installed.
 # Skipping torchvision::nms" at WARNING), not problems with the user's model.
 QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration",)
-
-
-class ExportError(RuntimeError):
-    """Export could not produce a valid graph."""
 
 
 @contextlib.contextmanager

@@ -1,0 +1,217 @@
+"""TensorRT engines: one per scale and precision, built from the bundle's ONNX graph.
+
+Written against the TensorRT 10/11 Python API:
+
+- the network is *strongly typed* (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``; always on
+  and the flag ignored in TensorRT 11), so the precision comes from the ONNX graph itself: an
+  fp32 graph builds an fp32 engine, the FP16 graph an fp16 one, the QDQ graph an int8 one. No
+  builder precision flags are set (they are not allowed on strongly typed networks);
+- one optimization profile over the dynamic batch axis (min / opt / max);
+- a timing cache kept between builds (``~/.cache/samplecnn/trt_timing.cache`` by default) so
+  rebuilding on the same GPU skips kernel timing;
+- optionally ``BuilderFlag.VERSION_COMPATIBLE`` (the engine then also runs on later TensorRT
+  releases of the same major version with the lean runtime).
+
+``tensorrt`` and ``cuda-python`` are imported lazily; when missing, :class:`TensorRTError`
+names ``pip install 'samplecnn[trt]'``. :func:`engine_compatible` is pure Python (no torch,
+no tensorrt) so the runtime can apply the same rule before deserializing an engine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import ExportError
+
+INSTALL = "pip install 'samplecnn[trt]'"
+REBUILD = "rebuild the engine on this machine with `samplecnn export CHECKPOINT... --engine trt`"
+DEFAULT_PROFILE = (1, 16, 64)  # min / opt / max batch: serving batches 16 segments by default
+WORKSPACE_BYTES = 4 << 30  # 3^9 at batch 64 needs well under 1 GiB of scratch; 4 leaves tactic room
+
+
+class TensorRTError(ExportError):
+    """TensorRT missing, an engine that failed to build, or one built for another TensorRT/GPU."""
+
+
+def default_timing_cache() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "samplecnn" / "trt_timing.cache"
+
+
+def import_tensorrt():
+    """(tensorrt, cudart) or :class:`TensorRTError` naming the extra to install."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise TensorRTError(f"--engine trt needs the tensorrt package, which is not installed: {INSTALL} (on a machine with an NVIDIA GPU), or use --engine onnx") from exc
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError as exc:
+            raise TensorRTError(f"--engine trt needs cuda-python to find the GPU, which is not installed: {INSTALL}") from exc
+    return trt, cudart
+
+
+def _cuda(result):
+    """cuda-python returns (error, *values); raise on an error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise TensorRTError(f"CUDA call failed ({err}); is an NVIDIA GPU and driver present? TensorRT engines need one")
+    return values[0] if len(values) == 1 else values
+
+
+def current_gpu(cudart) -> tuple[str, str]:
+    """(GPU name, compute capability 'major.minor') of CUDA device 0, as the runtime reads them."""
+    props = _cuda(cudart.cudaGetDeviceProperties(0))
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
+
+
+def _field(spec, name: str) -> str:
+    value = spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
+    return "" if value is None else str(value)
+
+
+def engine_compatible(engine_spec, trt_version: str, gpu: str, compute_capability: str | None = None) -> tuple[bool, str]:
+    """Whether an engine (manifest ``engines`` entry, dict or EngineSpec) runs here: (ok, reason).
+
+    A TensorRT engine is tied to the exact TensorRT release and to the GPU model it was built
+    on (kernels are chosen and timed per SM), so both must match exactly; the reason says what
+    differs and how to rebuild. ``compute_capability`` is compared when given.
+    """
+    built_trt, built_gpu, built_cc = (_field(engine_spec, k) for k in ("tensorrt_version", "gpu", "compute_capability"))
+    file = _field(engine_spec, "file") or "engine"
+    if built_trt != str(trt_version):
+        return False, f"{file} was built with TensorRT {built_trt}, this is TensorRT {trt_version}; {REBUILD}"
+    if built_gpu != str(gpu) or (compute_capability is not None and built_cc != str(compute_capability)):
+        here = f"{gpu}" + (f" (compute {compute_capability})" if compute_capability is not None else "")
+        return False, f"{file} was built for {built_gpu} (compute {built_cc}), this GPU is {here}; {REBUILD}"
+    return True, f"{file}: TensorRT {built_trt} on {built_gpu} matches"
+
+
+def check_engine_compatible(engine_spec, trt_version: str, gpu: str, compute_capability: str | None = None) -> None:
+    """:func:`engine_compatible`, raising :class:`TensorRTError` with the reason when it is not."""
+    ok, reason = engine_compatible(engine_spec, trt_version, gpu, compute_capability)
+    if not ok:
+        raise TensorRTError(reason)
+
+
+def build_engine(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    *,
+    precision: str,
+    input_name: str,
+    segment_samples: int,
+    profile: tuple[int, int, int] = DEFAULT_PROFILE,
+    timing_cache: str | Path | None = None,
+    version_compatible: bool = False,
+) -> dict:
+    """Build a serialized engine for ``input_name: (B, segment_samples)``, B in ``profile``.
+
+    Returns the manifest ``engines`` entry (file, precision, tensorrt_version, gpu,
+    compute_capability) plus build details under ``"build"`` (callers keep them elsewhere).
+    """
+    trt, cudart = import_tensorrt()
+    low, opt, high = profile
+    if not 1 <= low <= opt <= high:
+        raise TensorRTError(f"batch profile {profile}: need 1 <= min <= opt <= max, e.g. {DEFAULT_PROFILE}")
+    gpu, capability = current_gpu(cudart)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TensorRTError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    shapes = builder.create_optimization_profile()
+    shapes.set_shape(input_name, (low, segment_samples), (opt, segment_samples), (high, segment_samples))
+    config.add_optimization_profile(shapes)
+    cache_path = Path(timing_cache) if timing_cache is not None else default_timing_cache()
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    started = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise TensorRTError(f"TensorRT failed to build an engine from {onnx_path} on {gpu}; see the TensorRT log above")
+    seconds = time.perf_counter() - started
+    _write_atomically(cache_path, bytes(config.get_timing_cache().serialize()))
+    _write_atomically(Path(plan_path), bytes(serialized))
+    return {
+        "file": Path(plan_path).name,
+        "precision": precision,
+        "tensorrt_version": trt.__version__,
+        "gpu": gpu,
+        "compute_capability": capability,
+        "build": {
+            "file": Path(plan_path).name,
+            "onnx": Path(onnx_path).name,
+            "profile": {"min": low, "opt": opt, "max": high},
+            "strongly_typed": True,
+            "version_compatible": version_compatible,
+            "build_seconds": round(seconds, 2),
+        },
+    }
+
+
+def run_engine(plan_path: str | Path, input_name: str, segments, batch_size: int) -> dict:
+    """Run ``segments: (N, L)`` float32 through an engine in batches -> {output: (N, width)} (for parity)."""
+    import numpy as np
+
+    trt, cudart = import_tensorrt()
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
+    if engine is None:
+        raise TensorRTError(f"TensorRT could not load {plan_path}; {REBUILD}")
+    context = engine.create_execution_context()
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    stream = _cuda(cudart.cudaStreamCreate())
+    results: dict[str, list] = {n: [] for n in outputs}
+    buffers = {}
+    try:
+        for start in range(0, len(segments), batch_size):
+            batch = np.ascontiguousarray(segments[start : start + batch_size], dtype=np.float32)
+            context.set_input_shape(input_name, batch.shape)
+            host = {input_name: batch}
+            for name in outputs:
+                host[name] = np.empty(tuple(context.get_tensor_shape(name)), dtype=np.float32)
+            for name, array in host.items():
+                buffers[name] = _cuda(cudart.cudaMalloc(array.nbytes))
+                context.set_tensor_address(name, buffers[name])
+            _cuda(cudart.cudaMemcpyAsync(buffers[input_name], batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+            if not context.execute_async_v3(stream):
+                raise TensorRTError(f"TensorRT execution of {plan_path} failed")
+            for name in outputs:
+                _cuda(cudart.cudaMemcpyAsync(host[name].ctypes.data, buffers[name], host[name].nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+            _cuda(cudart.cudaStreamSynchronize(stream))
+            for name in outputs:
+                results[name].append(host[name])
+            for address in buffers.values():
+                _cuda(cudart.cudaFree(address))
+            buffers.clear()
+    finally:
+        for address in buffers.values():
+            cudart.cudaFree(address)
+        cudart.cudaStreamDestroy(stream)
+    return {name: np.concatenate(parts) for name, parts in results.items()}
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
