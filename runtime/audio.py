@@ -122,3 +122,34 @@ def load_audio(path: str | Path, sample_rate: int, *, max_seconds: float | None 
     """Decode ``path`` to a mono float32 array at ``sample_rate``: shape (samples,)."""
     blocks = list(iter_audio_blocks(path, sample_rate, max_seconds=max_seconds))
     return np.concatenate(blocks) if len(blocks) != 1 else blocks[0]
+
+
+def iter_array_blocks(
+    audio: np.ndarray, source_rate: int, sample_rate: int, *, name: str = "<array>", block_seconds: float = BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Like :func:`iter_audio_blocks` for audio already in memory.
+
+    ``audio``: (samples,) or (samples, channels), any real dtype (integers are scaled to
+    [-1, 1) as soundfile does). Raises AudioError with ``name`` as the path on empty, NaN/inf
+    or silent input.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim not in (1, 2) or audio.size == 0 or (audio.ndim == 2 and audio.shape[1] == 0):
+        raise AudioError(name, f"expected a non-empty array of shape (samples,) or (samples, channels), got {audio.shape}")
+    if not isinstance(source_rate, (int, np.integer)) or source_rate <= 0:
+        raise AudioError(name, f"sample rate {source_rate!r} must be a positive integer")
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = audio.astype(np.float32) / float(2 ** (8 * audio.dtype.itemsize - 1))
+    mono = audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio.astype(np.float32, copy=False)
+    if not np.isfinite(mono).all():
+        raise AudioError(name, "NaN or infinite samples")
+    peak = float(np.abs(mono).max())
+    if peak < SILENCE_PEAK:
+        raise AudioError(name, f"silent (peak amplitude {peak:.1e})")
+    block = max(1024, int(block_seconds * source_rate))
+    resampler = None if source_rate == sample_rate else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32")
+    for i in range(0, len(mono), block):
+        chunk = np.ascontiguousarray(mono[i : i + block])
+        out = chunk if resampler is None else resampler.resample_chunk(chunk, last=i + block >= len(mono))
+        if len(out):
+            yield np.ascontiguousarray(out, dtype=np.float32)

@@ -78,3 +78,26 @@ def save_head(path: str | Path, mean: np.ndarray, std: np.ndarray, layers: list[
         tensors[f"layers.{i}.weight"] = np.ascontiguousarray(w, np.float32)
         tensors[f"layers.{i}.bias"] = np.ascontiguousarray(b, np.float32)
     save_file(tensors, str(path))
+
+
+def song_vector(levels: dict[str, dict[int, np.ndarray]], scales: tuple[str, ...] | list[str], level_order: tuple[int, ...] | list[int]) -> np.ndarray:
+    """Concatenate per-song level vectors into the vector a head reads.
+
+    ``levels``: {scale: {level: (width,) segment-mean vector}} as :meth:`Tagger.features`
+    returns. Order: each scale of ``scales`` in turn, within it each level of
+    ``level_order`` in turn. Returns (sum of widths,) float32.
+    """
+    try:
+        parts = [levels[s][lv] for s in scales for lv in level_order]
+    except KeyError as exc:
+        have = {s: sorted(v) for s, v in levels.items()}
+        raise BundleError(f"song features lack {exc}; they have {have}") from exc
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def head_input(levels: dict[str, dict[int, np.ndarray]], spec: HeadSpec) -> np.ndarray:
+    """(spec.input_width,) song vector for head ``spec`` (its scales and levels, in order)."""
+    vector = song_vector(levels, spec.scales, spec.levels)
+    if vector.shape != (spec.input_width,):
+        raise BundleError(f"head {spec.name!r} expects {spec.input_width}-dim song vectors, the features give {vector.shape[0]}")
+    return vector

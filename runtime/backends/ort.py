@@ -1,0 +1,106 @@
+"""onnxruntime backend: CPU, or the CUDA execution provider when onnxruntime-gpu is installed.
+
+Never falls back silently: asking for ``device="cuda"`` without a CUDA provider is an error,
+and the session is created with exactly the providers asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..bundle import Bundle, BundleError, ScaleSpec
+from .base import DEVICES, Backend, BackendError, check_choice
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def default_threads() -> int:
+    """Intra-op threads when none are given: one per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def cuda_available() -> bool:
+    return CUDA in available_providers()
+
+
+class OrtBackend(Backend):
+    """One onnxruntime InferenceSession for one scale and precision."""
+
+    name = "ort"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        scale: ScaleSpec,
+        *,
+        precision: str = "fp32",
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(bundle, scale)
+        import onnxruntime as ort
+
+        check_choice("device", device, DEVICES)
+        if precision not in scale.models:
+            raise BundleError(
+                f"bundle {bundle.root} has no {precision} graph for scale {scale.name}; it has "
+                f"{sorted(scale.models)}. Pass --precision {' or '.join(sorted(scale.models))}, or export "
+                f"one with `samplecnn export --precision {precision}`"
+            )
+        if device == "cuda":
+            if CUDA not in ort.get_available_providers():
+                raise BackendError(
+                    f"device 'cuda' needs onnxruntime's {CUDA}, and this onnxruntime has only "
+                    f"{ort.get_available_providers()}: pip install 'samplecnn[gpu]' (onnxruntime-gpu), "
+                    "or pass --device cpu"
+                )
+            providers = [CUDA]
+        else:
+            providers = [CPU]
+        if threads is not None and threads < 1:
+            raise BackendError(f"threads = {threads}: must be at least 1 (or None for one per CPU)")
+        self.threads = threads or default_threads()
+        self.precision = precision
+        self.device = device
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: the optimizer's notices are not user-facing
+        path = bundle.path(scale.models[precision])
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types per failure
+            raise BackendError(f"onnxruntime could not load {path} ({exc}); re-export the bundle with `samplecnn export`") from exc
+        used = self.session.get_providers()
+        if providers[0] not in used:
+            raise BackendError(f"onnxruntime did not enable {providers[0]} for {path} (it used {used}); no fallback is taken")
+        graph_outputs = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in self.output_names if n not in graph_outputs]
+        if missing:
+            raise BundleError(f"{path} lacks outputs {missing} the manifest lists; re-export the bundle with `samplecnn export`")
+
+    @property
+    def description(self) -> str:
+        where = f"CPU, {self.threads} threads" if self.device == "cpu" else "CUDA"
+        return f"onnxruntime ({where}), {self.precision}"
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(list(self.output_names), {self.scale.input_name: batch})
+        return dict(zip(self.output_names, values))
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,160 @@
+"""TensorRT backend: runs the bundle's prebuilt engine for a scale (TensorRT 10/11 Python API).
+
+Needs ``tensorrt`` and ``cuda-python`` (``pip install 'samplecnn[trt]'``), both imported only
+when a :class:`TrtBackend` is built. An engine only runs on the TensorRT version and GPU it
+was built for, so the manifest's record of both is checked first and a mismatch is an error
+that says to rebuild with ``samplecnn export --engine trt``.
+
+Execution uses the name-based tensor API: ``set_input_shape`` for the dynamic batch,
+``set_tensor_address`` for every I/O tensor, ``execute_async_v3`` on a private stream.
+Device buffers are sized for the largest batch seen so far and reused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import Bundle, BundleError, EngineSpec, ScaleSpec
+from .base import Backend, BackendError
+
+INSTALL = "pip install 'samplecnn[trt]'"
+REBUILD = "rebuild the engine on this machine with `samplecnn export --engine trt`"
+
+
+def import_tensorrt():
+    """(tensorrt, cudart) or BackendError naming the extra to install."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendError(f"backend 'trt' needs the tensorrt package, which is not installed: {INSTALL}") from exc
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError as exc:
+            raise BackendError(f"backend 'trt' needs cuda-python for device memory, which is not installed: {INSTALL}") from exc
+    return trt, cudart
+
+
+def _check(result):
+    """cuda-python returns (error, *values); raise on an error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise BackendError(f"CUDA call failed: {err}")
+    return values[0] if len(values) == 1 else values
+
+
+def current_gpu(cudart) -> tuple[str, str]:
+    """(GPU name, compute capability 'major.minor') of CUDA device 0."""
+    props = _check(cudart.cudaGetDeviceProperties(0))
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
+
+
+def select_engine(bundle: Bundle, scale: ScaleSpec, precision: str | None) -> EngineSpec:
+    """The manifest's engine for ``scale`` (of ``precision`` when given)."""
+    engines = [e for e in scale.engines if precision in (None, e.precision)]
+    if not engines:
+        have = sorted({e.precision for e in scale.engines})
+        raise BundleError(
+            f"bundle {bundle.root} has no TensorRT engine for scale {scale.name}"
+            + (f" at precision {precision}" if precision else "")
+            + (f" (it has {have})" if have else "")
+            + "; build one with `samplecnn export --engine trt`, or use --backend ort"
+        )
+    return engines[0]
+
+
+class TrtBackend(Backend):
+    """One deserialized engine + execution context for one scale."""
+
+    name = "trt"
+
+    def __init__(self, bundle: Bundle, scale: ScaleSpec, *, precision: str | None = None, device: str = "cuda") -> None:
+        super().__init__(bundle, scale)
+        if device != "cuda":
+            raise BackendError(f"backend 'trt' runs on device 'cuda', not {device!r}; pass --device cuda or --backend ort")
+        trt, cudart = import_tensorrt()
+        self.trt, self.cudart = trt, cudart
+        self.engine_spec = select_engine(bundle, scale, precision)
+        self._check_compatible(trt.__version__, *current_gpu(cudart))
+        self.precision = self.engine_spec.precision
+        logger = trt.Logger(trt.Logger.ERROR)
+        self.runtime = trt.Runtime(logger)
+        path = bundle.path(self.engine_spec.file)
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise BackendError(f"TensorRT could not deserialize {path}; {REBUILD}")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if self.input_names != [scale.input_name]:
+            raise BundleError(f"{path} has inputs {self.input_names}, the manifest says {[scale.input_name]}; {REBUILD}")
+        missing = [n for n in self.output_names if n not in names]
+        if missing:
+            raise BundleError(f"{path} lacks outputs {missing} the manifest lists; {REBUILD}")
+        self.stream = _check(cudart.cudaStreamCreate())
+        self.capacity = 0
+        self.buffers: dict[str, int] = {}
+
+    def _check_compatible(self, trt_version: str, gpu: str, capability: str) -> None:
+        spec = self.engine_spec
+        if spec.tensorrt_version != trt_version:
+            raise BackendError(
+                f"engine {spec.file} was built with TensorRT {spec.tensorrt_version}, this is TensorRT {trt_version}; {REBUILD}"
+            )
+        if spec.gpu != gpu or spec.compute_capability != capability:
+            raise BackendError(
+                f"engine {spec.file} was built for {spec.gpu} (compute {spec.compute_capability}), "
+                f"this GPU is {gpu} (compute {capability}); {REBUILD}"
+            )
+
+    @property
+    def description(self) -> str:
+        return f"TensorRT {self.trt.__version__} (CUDA), {self.precision} engine {self.engine_spec.file}"
+
+    def _width(self, name: str) -> int:
+        return self.scale.segment_samples if name == self.scale.input_name else next(o.width for o in self.scale.outputs if o.name == name)
+
+    def _ensure_capacity(self, batch: int) -> None:
+        if batch <= self.capacity:
+            return
+        self._free()
+        for name in (self.scale.input_name, *self.output_names):
+            self.buffers[name] = _check(self.cudart.cudaMalloc(batch * self._width(name) * 4))
+        self.capacity = batch
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        cudart = self.cudart
+        n = batch.shape[0]
+        self._ensure_capacity(n)
+        name_in = self.scale.input_name
+        if not self.context.set_input_shape(name_in, (n, self.scale.segment_samples)):
+            raise BackendError(f"engine {self.engine_spec.file} does not accept batch {n}; {REBUILD} with a larger max batch")
+        for name, address in self.buffers.items():
+            self.context.set_tensor_address(name, address)
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(self.buffers[name_in], batch.ctypes.data, batch.nbytes, h2d, self.stream))
+        if not self.context.execute_async_v3(self.stream):
+            raise BackendError(f"TensorRT execution of {self.engine_spec.file} failed")
+        outputs = {}
+        for name in self.output_names:
+            out = np.empty((n, self._width(name)), dtype=np.float32)
+            _check(cudart.cudaMemcpyAsync(out.ctypes.data, self.buffers[name], out.nbytes, d2h, self.stream))
+            outputs[name] = out
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return outputs
+
+    def _free(self) -> None:
+        for address in self.buffers.values():
+            self.cudart.cudaFree(address)
+        self.buffers = {}
+        self.capacity = 0
+
+    def close(self) -> None:
+        if getattr(self, "context", None) is None:
+            return
+        self._free()
+        self.cudart.cudaStreamDestroy(self.stream)
+        self.context = self.engine = self.runtime = None

@@ -1,0 +1,242 @@
+"""The public serving API: :class:`Tagger`.
+
+    from samplecnn.runtime import Tagger
+
+    with Tagger("bundles/mtat") as tagger:                 # or Tagger() for the default model
+        for song in tagger.tag(["a.mp3", "b.flac"], top_k=5):
+            print(song.path, song.top["tags"] if song.ok else song.error)
+        feats = list(tagger.features(["a.mp3"]))           # per-song level vectors (for fit)
+
+Inputs are paths or ``(array, sample_rate)`` pairs (array (samples,) or (samples, channels)).
+Results come out lazily, one per input, in input order; a song that cannot be decoded gives a
+result with ``error`` set instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Backend, BackendError, open_backend, resolve_backend
+from .backends.ort import default_threads
+from .bundle import Bundle, BundleError
+from .heads import Head, head_input
+from .pipeline import Engine, SongFeatures
+
+DEFAULT_MODEL = Path(__file__).parent / "default_model"
+BACKBONE_HEAD = "backbone"  # the head name of tags read from the backbones' own logits
+# Measured on the 2-core dev machine (benchmarks/pipeline_profile.py): throughput is flat
+# from batch 8 up, and peak memory grows with the batch (the first conv's output is
+# batch x 128 x segment/m floats), so the smallest flat-throughput size is the default.
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_DECODE_WORKERS = 1  # one decoder keeps ahead of inference here (decode is ~3% of the time)
+
+
+def default_bundle_path() -> Path:
+    """The default model shipped with the package; BundleError if this install has none."""
+    if not (DEFAULT_MODEL / "manifest.json").is_file():
+        raise BundleError(
+            f"no default model is installed at {DEFAULT_MODEL}; pass a bundle explicitly "
+            "(`samplecnn infer --bundle PATH`, or Tagger(bundle=PATH)) written by `samplecnn export`"
+        )
+    return DEFAULT_MODEL
+
+
+@dataclass
+class SongResult:
+    """Tags of one song.
+
+    ``scores``: {head name: {label: score}} (sigmoid per tag for "tags" heads, softmax for
+    "classes"; head "backbone" when the bundle has no heads). ``top``: {head: [(label, score)]}
+    best first. ``embedding``: (D,) song vector (every scale in bundle order, levels 1..K in
+    order) when asked for. ``segments``: {scale: {"start": [seconds], "scores": (k, n_labels)}}
+    of the backbone tags per segment when asked for. ``error``: why the song failed, else None.
+    """
+
+    path: str
+    duration: float
+    n_segments: dict[str, int]
+    scores: dict[str, dict[str, float]]
+    top: dict[str, list[tuple[str, float]]]
+    embedding: np.ndarray | None = None
+    segments: dict[str, dict] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (floats rounded to 6 digits)."""
+        row: dict = {"path": self.path, "duration": round(self.duration, 3), "n_segments": self.n_segments}
+        if self.error is not None:
+            row["error"] = self.error
+            return row
+        row["top"] = {h: [[label, round(s, 6)] for label, s in pairs] for h, pairs in self.top.items()}
+        row["scores"] = {h: {label: round(s, 6) for label, s in d.items()} for h, d in self.scores.items()}
+        if self.embedding is not None:
+            row["embedding"] = [round(float(v), 6) for v in self.embedding]
+        if self.segments is not None:
+            row["segments"] = {
+                s: {"start": [round(float(t), 3) for t in v["start"]], "labels": v["labels"], "scores": np.round(v["scores"], 6).tolist()}
+                for s, v in self.segments.items()
+            }
+        return row
+
+
+def _check_positive(name: str, value: int | None, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} = {value!r}: must be a positive integer")
+
+
+class Tagger:
+    """Batched, streaming tagging with a bundle's backbones and heads; torch-free.
+
+    Args:
+        bundle: bundle folder (or a loaded :class:`Bundle`); None = the default model.
+        backend: "auto" | "ort" | "trt". "auto" picks (see ``backend_choice``); a named
+            backend that cannot load raises BackendError, never falls back.
+        device: "cpu" | "cuda".
+        precision: "fp32" | "fp16" | "int8": which graph (or engine) of each scale to run.
+        batch_size: segments per backend call, per scale (default DEFAULT_BATCH_SIZE).
+        threads: onnxruntime intra-op threads (default: one per CPU).
+        decode_workers: songs decoded concurrently with inference (default 1).
+        max_segments: cap on segments per song and scale (None = cover the whole song).
+    """
+
+    def __init__(
+        self,
+        bundle: str | Path | Bundle | None = None,
+        *,
+        backend: str = "auto",
+        device: str = "cpu",
+        precision: str = "fp32",
+        batch_size: int | None = None,
+        threads: int | None = None,
+        decode_workers: int | None = None,
+        max_segments: int | None = None,
+    ) -> None:
+        for name, value in (("batch_size", batch_size), ("threads", threads), ("decode_workers", decode_workers), ("max_segments", max_segments)):
+            _check_positive(name, value)
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle if bundle is not None else default_bundle_path())
+        self.backend_name, self.backend_choice = resolve_backend(self.bundle, backend, device, precision)
+        self.device, self.precision = device, precision
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.threads = threads or default_threads()
+        self.heads = [Head.load(self.bundle.path(h.file), h) for h in self.bundle.heads]
+        if not self.heads and not self.bundle.backbone_labels:
+            raise BundleError(f"bundle {self.bundle.root} has neither heads nor backbone labels: nothing to tag with; re-export it")
+        self.backends: dict[str, Backend] = {}
+        try:
+            for scale in self.bundle.scales:
+                self.backends[scale.name] = open_backend(
+                    self.bundle, scale, self.backend_name, device=device, precision=precision, threads=self.threads
+                )
+        except (BackendError, BundleError):
+            self.close()
+            raise
+        self.engine = Engine(
+            self.bundle,
+            self.backends,
+            batch_size=self.batch_size,
+            decode_workers=decode_workers or DEFAULT_DECODE_WORKERS,
+            max_segments=max_segments,
+        )
+
+    @property
+    def description(self) -> str:
+        """What runs, for logs: backend choice and each scale's backend description."""
+        first = next(iter(self.backends.values()))
+        return f"{first.description}; {self.backend_choice}; batch {self.batch_size}, {self.engine.decode_workers} decode worker(s)"
+
+    @property
+    def embedding_scales(self) -> list[tuple[str, int, int]]:
+        """(scale, level, width) in the order the song embedding concatenates them."""
+        return [(s.name, o.level, o.width) for s in self.bundle.scales for o in sorted(s.level_outputs, key=lambda o: o.level)]
+
+    def features(self, inputs: Iterable, *, segments: bool = False) -> Iterator[SongFeatures]:
+        """Per-song level vectors: the input of every song-level classifier (and of ``fit``).
+
+        ``inputs``: paths or (array (samples,) | (samples, channels), sample_rate) pairs.
+        Yields one :class:`SongFeatures` per input in input order: ``levels`` =
+        {scale: {level: (width,) float32 segment mean}}, ``n_segments`` = {scale: count},
+        ``duration`` in seconds, ``backbone_scores`` (n_backbone_labels,), and ``error`` (then
+        ``levels`` is None) for a song that could not be decoded. ``segments=True`` also keeps
+        the per-segment backbone scores in ``series``. Build a head's input with
+        :func:`samplecnn.runtime.heads.head_input` or ``song_vector``.
+        """
+        if isinstance(inputs, (str, Path)):
+            inputs = [inputs]
+        return self.engine.run(inputs, keep_series=segments)
+
+    def tag(self, inputs: Iterable, *, top_k: int = 5, embeddings: bool = False, segments: bool = False) -> Iterator[SongResult]:
+        """Tag songs: yields one :class:`SongResult` per input, in input order.
+
+        ``top_k``: tags per head in ``top``; ``embeddings``: attach the (D,) song vector;
+        ``segments``: attach the per-segment backbone tag series.
+        """
+        _check_positive("top_k", top_k, allow_none=False)
+        for f in self.features(inputs, segments=segments):
+            yield self._result(f, top_k, embeddings)
+
+    def _result(self, f: SongFeatures, top_k: int, embeddings: bool) -> SongResult:
+        if not f.ok:
+            return SongResult(f.path, f.duration, f.n_segments, {}, {}, error=f.error)
+        scores: dict[str, dict[str, float]] = {}
+        for head in self.heads:
+            values = head(head_input(f.levels, head.spec)[None, :])[0]
+            scores[head.spec.name] = dict(zip(head.spec.labels, map(float, values)))
+        if not self.heads:
+            scores[BACKBONE_HEAD] = dict(zip(self.bundle.backbone_labels, map(float, f.backbone_scores)))
+        top = {h: sorted(d.items(), key=lambda kv: -kv[1])[:top_k] for h, d in scores.items()}
+        embedding = None
+        if embeddings:
+            embedding = np.concatenate([f.levels[s][lv] for s, lv, _ in self.embedding_scales])
+        series = None
+        if f.series is not None:
+            labels = list(self.bundle.backbone_labels)
+            series = {s: {"start": starts, "labels": labels, "scores": values} for s, (starts, values) in f.series.items()}
+        return SongResult(f.path, f.duration, f.n_segments, scores, top, embedding, series)
+
+    def close(self) -> None:
+        """Release every backend. Idempotent."""
+        for backend in self.backends.values():
+            backend.close()
+        self.backends = {}
+
+    def __enter__(self) -> "Tagger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def expand_inputs(patterns: Iterable[str], extensions: tuple[str, ...] | None = None) -> list[str]:
+    """Paths from files, globs and directories (walked recursively for audio extensions).
+
+    A pattern that matches nothing is kept as is, so it is reported as a failed song.
+    """
+    import glob
+
+    extensions = extensions or AUDIO_EXTENSIONS
+    out: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            for root, dirs, files in os.walk(pattern):
+                dirs.sort()
+                out += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(extensions)]
+        elif glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            out += matches if matches else [pattern]
+        else:
+            out.append(pattern)
+    return out
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".rf64")
