@@ -35,10 +35,104 @@ def summary(
 
 
 # --- train (trainer/) ------------------------------------------------------------------------
+@app.command()
+def train(
+    manifest: str = typer.Argument(None, help="CSV manifest 'path,tags[,...]' (train split); valid.csv/test.csv beside a train.csv are used."),
+    mtat: str = typer.Option(None, "--mtat", help="MagnaTagATune folder (annotations_final.csv + 0..f/)."),
+    gtzan: str = typer.Option(None, "--gtzan", help="GTZAN folder (genres/<genre>/<genre>.000NN.wav)."),
+    valid: str = typer.Option(None, help="Manifest of the valid split (default: valid.csv beside train.csv, else 10% held out)."),
+    test: str = typer.Option(None, help="Manifest of the test split (default: test.csv beside train.csv)."),
+    label_column: str = typer.Option("tags", help="Manifest column holding the labels (';'-separated), e.g. tags, style, quadrant."),
+    task: str = typer.Option(None, help="tags (multi-label, BCE) or classes (one label, softmax CE); default: inferred."),
+    tags_file: str = typer.Option(None, help="MTAT: tag list file, one per line (default: the top 50)."),
+    train_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the train split."),
+    valid_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the valid split."),
+    test_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the test split."),
+    scale: str = typer.Option("3^9", help="Backbone scale m^n: 2^14, 3^9, 5^6 or any m^n."),
+    width: float = typer.Option(1.0, help="Channel width multiplier (0.5: about 4x fewer FLOPs)."),
+    epochs: int = typer.Option(None, help="Maximum epochs (default 50; with --resume: the stored value)."),
+    batch_size: int = typer.Option(23, help="Segments per batch (the papers' 23)."),
+    optimizer: str = typer.Option("sgd", help="sgd (Nesterov 0.9, the papers' schedule) or adam."),
+    lr: float = typer.Option(None, help="Learning rate (default: sgd 0.01, adam 0.001); divided by 5 at each plateau."),
+    patience: int = typer.Option(3, help="Epochs without a lower valid loss that make a plateau."),
+    max_plateaus: int = typer.Option(4, help="Stop early after this many plateaus."),
+    crops_per_clip: int = typer.Option(1, help="Random-offset crops per training clip per epoch."),
+    workers: int = typer.Option(None, help="DataLoader / decoding worker processes (default 2; 0: main process)."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    device: str = typer.Option(None, help="cpu or cuda (default cpu)."),
+    seed: int = typer.Option(0, help="Seed of initialisation, crops, order and dropout."),
+    out: str = typer.Option("runs/train", help="Run folder: metrics.jsonl, best/last.safetensors, state."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch (its stored options)."),
+    cache_dir: str = typer.Option(None, help="Decoded-audio cache (default $SAMPLECNN_CACHE or ~/.cache/samplecnn/audio)."),
+    max_clips: int = typer.Option(None, help="At most this many clips per split (quick runs)."),
+) -> None:
+    """Train one backbone scale on one dataset; report clip-level ROC-AUC / PR-AUC per epoch."""
+    import shlex
+    import sys
+
+    from .trainer.train import TrainConfig, TrainError, resume_config, train as run_training
+
+    command = shlex.join(["samplecnn"] + sys.argv[1:])
+    try:
+        if resume:
+            config = resume_config(out, epochs=epochs, device=device, workers=workers, command=command)
+        else:
+            lists = {"train": train_list, "valid": valid_list, "test": test_list}
+            config = TrainConfig(
+                manifest=manifest, mtat=mtat, gtzan=gtzan, valid=valid, test=test, label_column=label_column,
+                task=task, tags_file=tags_file, split_lists={k: v for k, v in lists.items() if v},
+                scale=scale, width=width, epochs=epochs or 50, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                patience=patience, max_plateaus=max_plateaus, crops_per_clip=crops_per_clip,
+                workers=2 if workers is None else workers, threads=threads, device=device or "cpu", seed=seed,
+                out=out, cache_dir=cache_dir, max_clips=max_clips, command=command,
+            )  # fmt: skip
+        record = run_training(config, resume=resume)
+    except (TrainError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    best = record["best"]
+    typer.echo(f"best epoch {best.get('epoch')}: valid ROC-AUC {best.get('roc_auc', float('nan')):.4f}, "
+               f"PR-AUC {best.get('pr_auc', float('nan')):.4f}; checkpoints in {config.out}")  # fmt: skip
+
 
 # --- export (export/) ------------------------------------------------------------------------
 
 # --- infer (runtime/) ------------------------------------------------------------------------
+
+
+@app.command()
+def infer(
+    paths: list[str] = typer.Argument(..., help="Audio files, globs or directories (walked recursively)."),
+    bundle: str = typer.Option(None, "--bundle", "-b", help="Model bundle folder (default: the model shipped in runtime/default_model)."),
+    out: str = typer.Option(None, "--out", "-o", help="Write results to FILE.jsonl or FILE.csv (appended song by song)."),
+    resume: bool = typer.Option(False, help="Skip songs already in --out and append the rest."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out (atomically, when the run ends)."),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="Tags per head in the table and 'top'."),
+    embeddings: bool = typer.Option(False, help="Add each song's embedding (all levels of all scales) to --out."),
+    segments: bool = typer.Option(False, help="Add the per-segment tag time series to --out (.jsonl only)."),
+    backend: str = typer.Option("auto", help="auto | ort | trt. auto says what it chose; a named backend never falls back."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | int8 (the bundle must have it)."),
+    batch_size: int = typer.Option(None, help="Segments per backend call (default 8, measured)."),
+    threads: int = typer.Option(None, help="onnxruntime intra-op threads (default: one per CPU)."),
+    decode_workers: int = typer.Option(None, help="Songs decoded while the model runs (default 1)."),
+    max_segments: int = typer.Option(None, help="At most this many segments per song and scale (evenly spaced)."),
+    progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)."),
+) -> None:
+    """Tag songs with a model bundle (torch-free): a table, or JSON Lines / CSV with --out.
+
+    Songs that fail are reported with path and reason and the rest are processed; the exit code
+    is 1 when any failed, 2 for a bad option, bundle or backend.
+    """
+    from .runtime.infer import infer as run_infer
+
+    code = run_infer(
+        paths, bundle=bundle, out=out, resume=resume, overwrite=overwrite, top_k=top_k, embeddings=embeddings,
+        segments=segments, backend=backend, device=device, precision=precision, batch_size=batch_size,
+        threads=threads, decode_workers=decode_workers, max_segments=max_segments, progress=progress,
+    )
+    raise typer.Exit(code)
+
 
 # --- fit (trainer/fit) -----------------------------------------------------------------------
 

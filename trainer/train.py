@@ -1,0 +1,472 @@
+"""`samplecnn train`: one backbone scale on one dataset.
+
+Per epoch: random-offset crops of every training clip (``crops_per_clip`` each), then a
+clip-level evaluation of the valid split (every segment by the runtime's segmenting rule,
+segment probabilities averaged per clip). The paper's schedule: SGD with Nesterov momentum 0.9,
+lr 0.01, divided by 5 whenever the valid loss has not improved for ``patience`` epochs, stop
+after ``max_plateaus`` such drops (Adam gets the same schedule). Everything a run writes to
+``out`` is safetensors or JSON:
+
+    metrics.jsonl            one record per epoch (+ a final "test" record)
+    best.safetensors         best valid checkpoint (ROC-AUC for tags, accuracy for classes)
+    last.safetensors         last epoch's weights
+    last.state.safetensors   optimizer tensors; schedule, history and config as JSON metadata
+    skipped.json             unusable audio files with the reason
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .batches import CropDataset, SegmentDataset, eval_loader, train_loader
+from .cache import DEFAULT_CACHE_DIR, AudioCache, CachedClip, SkippedClip
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import Dataset, holdout, limit_clips, read_gtzan, read_manifest_splits, read_mtat, read_tag_list
+from .metrics import evaluate
+from .model import SampleCNN, preset
+from .progress import Progress
+
+OPTIMIZERS = ("sgd", "adam")
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}  # sgd: the papers' value
+STATE_FORMAT = "samplecnn-train-state"
+
+
+class TrainError(ValueError):
+    """A training request that cannot run (bad option, no usable clips, existing run, ...)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run; stored in the run's state so ``--resume`` needs only the folder."""
+
+    # dataset: exactly one of manifest / mtat / gtzan
+    manifest: str | None = None
+    mtat: str | None = None
+    gtzan: str | None = None
+    valid: str | None = None  # manifest of the valid split (default: valid.csv next to train.csv)
+    test: str | None = None
+    label_column: str = "tags"
+    task: str | None = None  # "tags" | "classes" | None: inferred
+    tags_file: str | None = None  # MTAT tag list (default: the top 50)
+    split_lists: dict[str, str] = field(default_factory=dict)  # MTAT/GTZAN: split -> list file
+    valid_fraction: float = 0.1  # held out of train when there is no valid split
+    max_clips: int | None = None
+    # model
+    scale: str = "3^9"
+    width: float = 1.0
+    dropout: float = 0.5
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float | None = None
+    weight_decay: float = 0.0
+    batch_size: int = 23  # the papers' batch
+    epochs: int = 50
+    crops_per_clip: int = 1
+    patience: int = 3
+    lr_factor: float = 5.0
+    max_plateaus: int = 4
+    # system
+    workers: int = 2
+    threads: int = 0  # 0: torch's default
+    device: str = "cpu"
+    seed: int = 0
+    out: str = "runs/train"
+    cache_dir: str | None = None
+    max_eval_segments: int | None = None  # per clip; None: cover the whole clip
+    command: str = ""
+
+    def validate(self) -> None:
+        sources = [s for s in (self.manifest, self.mtat, self.gtzan) if s]
+        if len(sources) != 1:
+            raise TrainError("give exactly one dataset: a CSV manifest, --mtat DIR or --gtzan DIR")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise TrainError(f"device {self.device!r} is not one of cpu, cuda, cuda:N")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainError(f"device {self.device!r} requested but torch sees no CUDA GPU; use --device cpu")
+        for name in ("batch_size", "epochs", "crops_per_clip", "patience", "max_plateaus"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"{name.replace('_', '-')} = {getattr(self, name)}: must be at least 1")
+        if self.batch_size < 2:
+            raise TrainError("batch-size must be at least 2 (batch norm needs two segments)")
+        if self.workers < 0:
+            raise TrainError(f"workers = {self.workers}: must be 0 (main process) or more")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def load_dataset(config: TrainConfig) -> Dataset:
+    """The dataset a config names, with a held-out valid split if it has none."""
+    if config.manifest:
+        dataset = read_manifest_splits(config.manifest, config.valid, config.test, config.label_column, config.task)
+    elif config.mtat:
+        tags = read_tag_list(config.tags_file) if config.tags_file else None
+        kwargs = {"tags": tags} if tags else {}
+        dataset = read_mtat(config.mtat, split_lists=config.split_lists or None, **kwargs)
+    else:
+        dataset = read_gtzan(config.gtzan, split_lists=config.split_lists or None)
+    if not dataset.split("valid"):
+        dataset = holdout(dataset, config.valid_fraction, config.seed)
+    if config.max_clips:
+        dataset = limit_clips(dataset, config.max_clips, config.seed)
+    return dataset
+
+
+def prepare_splits(
+    dataset: Dataset, cache: AudioCache, min_samples: int, workers: int, log
+) -> tuple[dict[str, list[CachedClip]], list[SkippedClip]]:
+    """Decode every split into the cache; unusable files are logged, counted and skipped."""
+    prepared, skipped = {}, []
+    for split, clips in dataset.splits.items():
+        if not clips:
+            continue
+        with Progress(len(clips), f"decode {split}") as bar:
+            kept, bad = cache.prepare(clips, min_samples=min_samples, workers=workers, on_done=bar.update)
+        for item in bad:
+            log(f"skipped {item.path}: {item.reason}")
+        prepared[split] = kept
+        skipped += bad
+        log(f"{split}: {len(kept)} clips usable, {len(bad)} skipped")
+    if not prepared.get("train") or not prepared.get("valid"):
+        raise TrainError("no usable clips in the train or valid split; see the skipped files above")
+    return prepared, skipped
+
+
+# --- optimisation ----------------------------------------------------------------------------
+
+
+@dataclass
+class PlateauSchedule:
+    """lr / factor after ``patience`` epochs without a lower valid loss; stop after ``max_plateaus``."""
+
+    lr: float
+    patience: int = 3
+    factor: float = 5.0
+    max_plateaus: int = 4
+    best_loss: float = math.inf
+    bad_epochs: int = 0
+    plateaus: int = 0
+    stopped: bool = False
+
+    def step(self, valid_loss: float) -> str | None:
+        """Record one epoch's valid loss; returns "decay", "stop" or None."""
+        if valid_loss < self.best_loss:
+            self.best_loss, self.bad_epochs = valid_loss, 0
+            return None
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience:
+            return None
+        self.bad_epochs = 0
+        self.plateaus += 1
+        if self.plateaus >= self.max_plateaus:
+            self.stopped = True
+            return "stop"
+        self.lr /= self.factor
+        return "decay"
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def segment_loss(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """Mean loss of a batch. logits, targets: (B, K); BCE for tags, CE (argmax target) for classes."""
+    if task == "classes":
+        return torch.nn.functional.cross_entropy(logits, targets.argmax(dim=1))
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def clip_probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    return torch.softmax(logits, dim=1) if task == "classes" else torch.sigmoid(logits)
+
+
+# --- epochs ----------------------------------------------------------------------------------
+
+
+def train_epoch(model, loader, optimizer, task: str, device: str, desc: str) -> dict:
+    """One pass over ``loader``; returns mean loss, segments and seconds."""
+    model.train()
+    total_loss, segments, start = 0.0, 0, time.perf_counter()
+    with Progress(len(loader), desc) as bar:
+        for waveforms, targets in loader:
+            waveforms, targets = waveforms.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            loss = segment_loss(model(waveforms)["logits"], targets, task)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(waveforms)
+            segments += len(waveforms)
+            bar.update(1, loss=total_loss / segments)
+    seconds = time.perf_counter() - start
+    return {"train_loss": total_loss / max(1, segments), "train_segments": segments, "train_seconds": seconds}
+
+
+@torch.no_grad()
+def predict_clips(model, clips: list[CachedClip], task: str, device: str, batch_size: int, workers: int,
+                  max_segments: int | None = None, desc: str = "eval") -> tuple[np.ndarray, float]:  # fmt: skip
+    """Clip-level probabilities (n_clips, K), averaged over each clip's segments, and the mean segment loss."""
+    model.eval()
+    dataset = SegmentDataset(clips, model.config.segment_samples, max_segments)
+    targets = torch.from_numpy(np.stack([c.target for c in clips]))
+    sums = torch.zeros(len(clips), model.config.n_tags, dtype=torch.float64)
+    counts = torch.zeros(len(clips), dtype=torch.float64)
+    total_loss = 0.0
+    with Progress(math.ceil(len(dataset) / batch_size), desc) as bar:
+        for waveforms, clip_ids in eval_loader(dataset, batch_size, workers, pin=device != "cpu"):
+            logits = model(waveforms.to(device))["logits"].float().cpu()
+            total_loss += segment_loss(logits, targets[clip_ids], task).item() * len(clip_ids)
+            sums.index_add_(0, clip_ids, clip_probabilities(logits, task).double())
+            counts.index_add_(0, clip_ids, torch.ones(len(clip_ids), dtype=torch.float64))
+            bar.update(1)
+    return (sums / counts[:, None]).numpy(), total_loss / len(dataset)
+
+
+def evaluate_split(model, clips, task, config: TrainConfig, desc: str) -> dict:
+    """Clip-level metrics (roc_auc, pr_auc, [accuracy, macro_f1]) and the segment loss of a split."""
+    scores, loss = predict_clips(
+        model, clips, task, config.device, 2 * config.batch_size, config.workers, config.max_eval_segments, desc
+    )
+    return {"loss": loss, **evaluate(np.stack([c.target for c in clips]), scores, task)}
+
+
+def main_metric(task: str) -> str:
+    return "accuracy" if task == "classes" else "roc_auc"
+
+
+# --- state (resume) --------------------------------------------------------------------------
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param_id}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{param_id}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, device: str) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        _, param_id, key = name.split(".", 2)
+        state.setdefault(int(param_id), {})[key] = value if key == "step" else value.to(device)
+    for name, value in meta["scalars"].items():
+        param_id, key = name.split(".", 1)
+        state.setdefault(int(param_id), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(path: Path, optimizer, schedule: PlateauSchedule, epoch: int, history: list, best: dict,
+               config: TrainConfig) -> None:  # fmt: skip
+    """Everything ``--resume`` needs besides the weights (in last.safetensors); atomic."""
+    tensors, optimizer_meta = _optimizer_tensors(optimizer)
+    metadata = {
+        "format": STATE_FORMAT,
+        "optimizer": json.dumps(optimizer_meta),
+        "schedule": json.dumps(dataclasses.asdict(schedule)),
+        "epoch": str(epoch),
+        "history": json.dumps(history),
+        "best": json.dumps(best),
+        "config": json.dumps(dataclasses.asdict(config)),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors or {"empty": torch.zeros(0)}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    if not path.is_file():
+        raise TrainError(f"{path}: no training state to resume; run without --resume to start this run")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k != "empty"}
+    if metadata.get("format") != STATE_FORMAT:
+        raise TrainError(f"{path}: not a samplecnn training state file")
+    return tensors, metadata
+
+
+def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
+    """The stored config of a run, with ``overrides`` (e.g. epochs, device, workers) applied."""
+    _, metadata = read_state(Path(run_dir) / "last.state.safetensors")
+    stored = json.loads(metadata["config"])
+    stored.update({k: v for k, v in overrides.items() if v is not None}, out=str(run_dir))
+    return TrainConfig(**stored)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The mutable state of a run between epochs."""
+
+    config: TrainConfig
+    dataset: Dataset
+    clips: dict[str, list[CachedClip]]
+    skipped: list[SkippedClip]
+    model: SampleCNN
+    optimizer: torch.optim.Optimizer
+    schedule: PlateauSchedule
+    out: Path
+    epoch: int = 0  # epochs done
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=dict)  # {"epoch", metric: value}
+
+
+def _setup(config: TrainConfig, resume: bool, log) -> Run:
+    config.validate()
+    out = Path(config.out)
+    if not resume and (out / "last.safetensors").exists():
+        raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    dataset = load_dataset(config)
+    for note in dataset.notes:
+        log(note)
+    log(dataset.describe())
+    model_config = preset(config.scale, len(dataset.labels), width=config.width, dropout=config.dropout)
+    cache = AudioCache(config.cache_dir or DEFAULT_CACHE_DIR, model_config.sample_rate)
+    clips, skipped = prepare_splits(dataset, cache, model_config.segment_samples, config.workers, log)
+    (out / "skipped.json").write_text(json.dumps([s.to_dict() for s in skipped], indent=1))
+    torch.manual_seed(config.seed)
+    model = SampleCNN(model_config).to(config.device)
+    optimizer = build_optimizer(config, model)
+    schedule = PlateauSchedule(config.learning_rate, config.patience, config.lr_factor, config.max_plateaus)
+    run = Run(config, dataset, clips, skipped, model, optimizer, schedule, out)
+    if resume:
+        _restore(run, log)
+    return run
+
+
+def _restore(run: Run, log) -> None:
+    checkpoint = load_checkpoint(run.out / "last.safetensors")
+    if checkpoint.config != run.model.config:
+        raise TrainError(f"{run.out}: stored model {checkpoint.config} does not match this run's {run.model.config}")
+    run.model.load_state_dict(checkpoint.state_dict)
+    tensors, metadata = read_state(run.out / "last.state.safetensors")
+    _restore_optimizer(run.optimizer, tensors, json.loads(metadata["optimizer"]), run.config.device)
+    run.schedule = PlateauSchedule(**json.loads(metadata["schedule"]))
+    run.epoch = int(metadata["epoch"])
+    run.history = json.loads(metadata["history"])
+    run.best = json.loads(metadata["best"])
+    log(f"resumed {run.out} after epoch {run.epoch} (lr {run.schedule.lr:g})")
+
+
+def training_record(run: Run, test: dict | None = None) -> dict:
+    """What a checkpoint says about how it was trained."""
+    c = run.config
+    train_seconds = sum(h["train_seconds"] for h in run.history)
+    train_segments = sum(h["train_segments"] for h in run.history)
+    return {
+        "dataset": run.dataset.name, "task": run.dataset.task, "label_column": c.label_column,
+        "clips": {s: len(v) for s, v in run.clips.items()}, "skipped_files": len(run.skipped),
+        "epochs": run.epoch, "best": run.best, "last": run.history[-1] if run.history else {}, "test": test,
+        "optimizer": c.optimizer, "lr": c.learning_rate, "batch_size": c.batch_size, "crops_per_clip": c.crops_per_clip,
+        "seed": c.seed, "device": c.device, "torch_threads": torch.get_num_threads(),
+        "train_seconds": round(train_seconds, 1), "segments_per_second": round(train_segments / max(train_seconds, 1e-9), 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": c.command,
+    }  # fmt: skip
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run_epoch(run: Run, log) -> dict:
+    """Train one epoch, evaluate valid, save last (+ best), log and return the record."""
+    c, epoch = run.config, run.epoch + 1
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.schedule.lr
+    torch.manual_seed(c.seed * 1_000_003 + epoch)  # dropout depends only on (seed, epoch)
+    crops = CropDataset(run.clips["train"], run.model.config.segment_samples, c.crops_per_clip, c.seed)
+    loader = train_loader(crops, c.batch_size, c.workers, c.seed, epoch, pin=c.device != "cpu")
+    start = time.perf_counter()
+    stats = train_epoch(run.model, loader, run.optimizer, run.dataset.task, c.device, f"epoch {epoch}/{c.epochs}")
+    valid = evaluate_split(run.model, run.clips["valid"], run.dataset.task, c, "valid")
+    record = {
+        "event": "epoch", "epoch": epoch, "lr": run.schedule.lr, **stats,
+        **{f"valid_{k}": v for k, v in valid.items()},
+        "segments_per_second": stats["train_segments"] / stats["train_seconds"],
+        "epoch_seconds": time.perf_counter() - start,
+    }  # fmt: skip
+    action = run.schedule.step(valid["loss"])
+    run.epoch, record["schedule"] = epoch, action
+    run.history.append(record)
+    metric = main_metric(run.dataset.task)
+    if not run.best or valid[metric] > run.best[metric]:
+        run.best = {"epoch": epoch, metric: valid[metric], "roc_auc": valid["roc_auc"], "pr_auc": valid["pr_auc"]}
+        save_checkpoint(run.out / "best.safetensors", run.model, run.dataset.labels, training_record(run))
+    save_checkpoint(run.out / "last.safetensors", run.model, run.dataset.labels, training_record(run))
+    save_state(run.out / "last.state.safetensors", run.optimizer, run.schedule, epoch, run.history, run.best, c)
+    _append_jsonl(run.out / "metrics.jsonl", record)
+    log(format_epoch(record, metric))
+    return record
+
+
+def format_epoch(record: dict, metric: str) -> str:
+    extra = f" {metric} {record['valid_' + metric]:.4f}" if metric != "roc_auc" else ""
+    note = f" [{record['schedule']}]" if record.get("schedule") else ""
+    return (
+        f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, valid loss {record['valid_loss']:.4f}, "
+        f"ROC-AUC {record['valid_roc_auc']:.4f}, PR-AUC {record['valid_pr_auc']:.4f}{extra}, "
+        f"{record['epoch_seconds']:.0f} s, {record['segments_per_second']:.1f} segments/s{note}"
+    )
+
+
+def finish(run: Run, log) -> dict | None:
+    """Evaluate the best checkpoint on the test split (if any) and record it in best.safetensors."""
+    best_path = run.out / "best.safetensors"
+    if not run.clips.get("test") or not best_path.exists():
+        return None
+    best = load_checkpoint(best_path)
+    model = best.build_model().to(run.config.device)
+    test = evaluate_split(model, run.clips["test"], run.dataset.task, run.config, "test")
+    _append_jsonl(run.out / "metrics.jsonl", {"event": "test", "best_epoch": run.best.get("epoch"), **test})
+    record = dict(best.training, test=test)
+    save_checkpoint(best_path, model, best.labels, record)
+    log(f"test (best epoch {run.best.get('epoch')}): " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    return test
+
+
+def train(config: TrainConfig, *, resume: bool = False, log=None) -> dict:
+    """Run (or with ``resume`` continue) a training run; returns the final training record.
+
+    Writes metrics.jsonl, best/last checkpoints and the resume state to ``config.out``.
+    """
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    run = _setup(config, resume, log)
+    log(f"{run.model.config.name} width {config.width}: {sum(p.numel() for p in run.model.parameters()):,} parameters, "
+        f"{config.optimizer} lr {run.schedule.lr:g}, {torch.get_num_threads()} threads, device {config.device}")  # fmt: skip
+    while run.epoch < config.epochs and not run.schedule.stopped:
+        run_epoch(run, log)
+        if run.schedule.stopped:
+            log(f"early stop: {run.schedule.plateaus} plateaus")
+    test = finish(run, log)
+    return training_record(run, test)
