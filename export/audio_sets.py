@@ -9,6 +9,7 @@ segmenting rule, so the checks see exactly what serving will feed the graphs.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +78,7 @@ def load_songs(
 
     An undecodable song is an error (it names the file): a calibration set should not silently shrink.
     """
-    files = list_audio(source) if not isinstance(source, list) else list(source)
-    if max_songs is not None and len(files) > max_songs:
-        picks = np.round(np.linspace(0, len(files) - 1, max_songs)).astype(int)
-        files = [files[i] for i in sorted(set(picks.tolist()))]
+    files = pick_evenly(list_audio(source) if not isinstance(source, list) else list(source), max_songs)
     songs = []
     for path in files:
         try:
@@ -88,6 +86,19 @@ def load_songs(
         except AudioError as exc:
             raise AudioSourceError(f"{exc}; remove the file from the audio source or fix it") from exc
     return songs
+
+
+def pick_evenly(files: list[Path], count: int | None) -> list[Path]:
+    """Up to ``count`` of ``files``, evenly spread over the list (all when ``count`` is None)."""
+    if count is None or len(files) <= count:
+        return list(files)
+    picks = np.round(np.linspace(0, len(files) - 1, count)).astype(int)
+    return [files[i] for i in sorted(set(picks.tolist()))]
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes: the same song copied to another folder is still the same song."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stack_segments(songs: list[Song], segment_samples: int, per_song: int) -> np.ndarray:

@@ -149,11 +149,14 @@ def top_k_agreement(reference: np.ndarray, candidate: np.ndarray, k: int = TOP_K
 
 
 def evaluate_against_fp32(
-    fp32_path: str | Path, candidate_path: str | Path, songs: list[Song], segment_samples: int, *, per_song: int = 8, batch_size: int = 5
+    fp32_path: str | Path, candidate_path: str | Path, songs: list[Song], segment_samples: int, *, per_song: int = 8, batch_size: int = 5,
+    candidate_runner=None,
 ) -> dict:
     """Compare ``candidate_path`` with ``fp32_path`` on ``songs`` (held out from calibration).
 
     Returns per-output segment error, song-level tag-score error and top-k agreement.
+    ``candidate_runner(segments, batch_size) -> {name: (N, width)}`` replaces onnxruntime for
+    the candidate (a TensorRT engine).
     """
     if not songs:
         raise QuantizationError("no evaluation songs; INT8 must be judged on songs not used for calibration")
@@ -163,7 +166,10 @@ def evaluate_against_fp32(
     reference_session = cpu_session(fp32_path)
     input_name = reference_session.get_inputs()[0].name
     reference = run_session(reference_session, input_name, stacked, batch_size)
-    candidate = run_session(cpu_session(candidate_path), input_name, stacked, batch_size)
+    if candidate_runner is not None:
+        candidate = candidate_runner(stacked, batch_size)
+    else:
+        candidate = run_session(cpu_session(candidate_path), input_name, stacked, batch_size)
     ref_scores, cand_scores = song_scores(reference, counts), song_scores(candidate, counts)
     agreement = top_k_agreement(ref_scores, cand_scores)
     score_error = np.abs(ref_scores - cand_scores)
