@@ -96,6 +96,40 @@ def train(
 
 
 # --- export (export/) ------------------------------------------------------------------------
+@app.command()
+def export(
+    checkpoints: list[str] = typer.Argument(..., help="Backbone checkpoints, one per scale (written by `samplecnn train`)."),
+    out: str = typer.Option(..., "--out", help="Bundle folder to write (replaced atomically if it exists)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx: ONNX graphs only; trt: also TensorRT engines (needs a GPU and samplecnn[trt])."),
+    precision: list[str] = typer.Option(["fp32"], "--precision", help="fp32, fp16, int8; repeat for several (fp32 is always written)."),
+    parity_audio: str = typer.Option(None, "--parity-audio", help="Folder, CSV (path column) or audio file of real songs for parity checks and int8 evaluation."),
+    calibration: str = typer.Option(None, "--calibration", help="Folder or CSV of real songs to calibrate int8 on (not used for evaluation)."),
+    min_agreement: float = typer.Option(0.9, "--min-agreement", help="Refuse int8 below this mean top-5 tag agreement with fp32 on held-out songs."),
+    conv1d: bool = typer.Option(False, "--conv1d", help="Keep the Conv1d graph instead of the faster 2-D lowered one."),
+    training_data: str = typer.Option(None, "--training-data", help="Describe the training data in the manifest (default: from the checkpoints)."),
+) -> None:
+    """Export checkpoints to a bundle: ONNX per scale and precision, parity-checked, optional TensorRT engines."""
+    import time
+
+    from .export.bundle_writer import export_bundle
+    from .export.errors import ExportError
+    from .export.report import summary_table
+    from .runtime.bundle import Bundle, BundleError
+    from .trainer.checkpoint import CheckpointError
+
+    started = time.perf_counter()
+    try:
+        root = export_bundle(
+            checkpoints, out, precisions=tuple(precision), engine=engine, parity_audio=parity_audio, calibration=calibration,
+            lowering=not conv1d, min_agreement=min_agreement, training_data=training_data,
+        )
+        bundle = Bundle.load(root)
+    except (ExportError, CheckpointError, BundleError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(summary_table(bundle.manifest, root))
+    typer.echo(f"\nwrote {root} in {time.perf_counter() - started:.1f} s; next: samplecnn infer --bundle {root} songs/")
+
 
 # --- infer (runtime/) ------------------------------------------------------------------------
 
