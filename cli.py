@@ -65,6 +65,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch (its stored options)."),
     cache_dir: str = typer.Option(None, help="Decoded-audio cache (default $SAMPLECNN_CACHE or ~/.cache/samplecnn/audio)."),
     max_clips: int = typer.Option(None, help="At most this many clips per split (quick runs)."),
+    max_minutes: float = typer.Option(None, help="Wall-time budget: stop before an epoch that would overrun it (--resume continues)."),
 ) -> None:
     """Train one backbone scale on one dataset; report clip-level ROC-AUC / PR-AUC per epoch."""
     import shlex
@@ -75,7 +76,9 @@ def train(
     command = shlex.join(["samplecnn"] + sys.argv[1:])
     try:
         if resume:
-            config = resume_config(out, epochs=epochs, device=device, workers=workers, command=command)
+            config = resume_config(
+                out, epochs=epochs, device=device, workers=workers, threads=threads or None, max_minutes=max_minutes, command=command
+            )
         else:
             lists = {"train": train_list, "valid": valid_list, "test": test_list}
             config = TrainConfig(
@@ -84,7 +87,7 @@ def train(
                 scale=scale, width=width, epochs=epochs or 50, batch_size=batch_size, optimizer=optimizer, lr=lr,
                 patience=patience, max_plateaus=max_plateaus, crops_per_clip=crops_per_clip,
                 workers=2 if workers is None else workers, threads=threads, device=device or "cpu", seed=seed,
-                out=out, cache_dir=cache_dir, max_clips=max_clips, command=command,
+                out=out, cache_dir=cache_dir, max_clips=max_clips, max_minutes=max_minutes, command=command,
             )  # fmt: skip
         record = run_training(config, resume=resume)
     except (TrainError, ValueError) as exc:
@@ -169,6 +172,55 @@ def infer(
 
 
 # --- fit (trainer/fit) -----------------------------------------------------------------------
+
+
+def _int_list(text: str | None) -> list[int] | None:
+    return [int(v) for v in text.split(",")] if text else None
+
+
+@app.command()
+def fit(
+    bundle: str = typer.Argument(..., help="Bundle folder (written by `samplecnn export`); the head is added to it."),
+    manifest: str = typer.Option(None, "--dataset", "-d", help="CSV manifest of the train split (valid.csv/test.csv beside a train.csv are used)."),
+    mtat: str = typer.Option(None, "--mtat", help="MagnaTagATune folder instead of a manifest."),
+    gtzan: str = typer.Option(None, "--gtzan", help="GTZAN folder instead of a manifest."),
+    valid: str = typer.Option(None, help="Manifest of the valid split (default: valid.csv, else 10% of train)."),
+    test: str = typer.Option(None, help="Manifest of the test split (default: test.csv beside train.csv)."),
+    label_column: str = typer.Option("tags", help="Manifest column with the labels, e.g. tags, quadrant, style."),
+    task: str = typer.Option(None, help="tags (sigmoid + BCE) or classes (softmax + CE); default: inferred from the column."),
+    name: str = typer.Option(None, help="Head name in the bundle (default: the label column)."),
+    scales: str = typer.Option(None, help="Comma-separated scales to read, e.g. 3^9,5^6 (default: all)."),
+    levels: str = typer.Option(None, help="Comma-separated levels, 1 = last hidden layer (default: all, e.g. 1,2,3)."),
+    kfold: int = typer.Option(0, help="Also report k-fold cross-validation on train+valid (k > 1)."),
+    group_column: str = typer.Option(None, help="With --kfold: manifest column kept within one fold (e.g. artist)."),
+    ablation: str = typer.Option(None, help="Also run the levels x scales ablation; write PREFIX.json and PREFIX.md."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write the head into the bundle (default) or only evaluate."),
+    cache_dir: str = typer.Option(None, help="Song-vector cache (default ~/.cache/samplecnn/features); keyed by bundle, file and settings."),
+    precision: str = typer.Option("fp32", help="Backbone graphs to extract with: fp32 | int8 | fp16."),
+    hidden: int = typer.Option(512, help="Units of each of the two hidden layers."),
+    dropout: float = typer.Option(0.5, help="Dropout of the hidden layers."),
+    max_segments: int = typer.Option(None, help="At most this many segments per song and scale."),
+    seed: int = typer.Option(0, help="Seed of the classifier's initialisation and order."),
+) -> None:
+    """Fit a song-level classifier head on multi-level, multi-scale song vectors (transfer learning)."""
+    from .runtime.bundle import BundleError
+    from .trainer.features import FeatureError
+    from .trainer.fit import FitError
+    from .trainer.fit_run import FitOptions, run_fit
+    from .trainer.song_classifier import ClassifierConfig
+
+    options = FitOptions(
+        bundle=bundle, manifest=manifest, valid=valid, test=test, mtat=mtat, gtzan=gtzan, label_column=label_column,
+        task=task, name=name, scales=scales.split(",") if scales else None, levels=_int_list(levels), kfold=kfold,
+        group_column=group_column, ablation=ablation, write=write, cache_dir=cache_dir, precision=precision,
+        max_segments=max_segments, seed=seed, classifier=ClassifierConfig(hidden=hidden, dropout=dropout, seed=seed),
+    )  # fmt: skip
+    try:
+        run_fit(options, log=typer.echo)
+    except (FitError, FeatureError, BundleError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
 
 # --- bench (benchmarks/) ---------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class TrainConfig:
     out: str = "runs/train"
     cache_dir: str | None = None
     max_eval_segments: int | None = None  # per clip; None: cover the whole clip
+    max_minutes: float | None = None  # wall-time budget of one invocation; --resume continues
     command: str = ""
 
     def validate(self) -> None:
@@ -102,6 +103,8 @@ class TrainConfig:
                 raise TrainError(f"{name.replace('_', '-')} = {getattr(self, name)}: must be at least 1")
         if self.batch_size < 2:
             raise TrainError("batch-size must be at least 2 (batch norm needs two segments)")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise TrainError(f"max-minutes = {self.max_minutes}: must be positive (or omitted: no budget)")
         if self.workers < 0:
             raise TrainError(f"workers = {self.workers}: must be 0 (main process) or more")
 
@@ -455,6 +458,11 @@ def finish(run: Run, log) -> dict | None:
     return test
 
 
+def out_of_time(config: TrainConfig, elapsed: float, epoch_seconds: float) -> bool:
+    """Whether another epoch of ``epoch_seconds`` would overrun ``config.max_minutes``."""
+    return config.max_minutes is not None and elapsed + epoch_seconds > 60 * config.max_minutes
+
+
 def train(config: TrainConfig, *, resume: bool = False, log=None) -> dict:
     """Run (or with ``resume`` continue) a training run; returns the final training record.
 
@@ -464,9 +472,14 @@ def train(config: TrainConfig, *, resume: bool = False, log=None) -> dict:
     run = _setup(config, resume, log)
     log(f"{run.model.config.name} width {config.width}: {sum(p.numel() for p in run.model.parameters()):,} parameters, "
         f"{config.optimizer} lr {run.schedule.lr:g}, {torch.get_num_threads()} threads, device {config.device}")  # fmt: skip
+    started = time.perf_counter()
     while run.epoch < config.epochs and not run.schedule.stopped:
-        run_epoch(run, log)
+        record = run_epoch(run, log)
         if run.schedule.stopped:
             log(f"early stop: {run.schedule.plateaus} plateaus")
+        elif out_of_time(config, time.perf_counter() - started, record["epoch_seconds"]):
+            log(f"time budget of {config.max_minutes:g} min reached after epoch {run.epoch}; "
+                f"continue with --resume --out {run.out} --epochs {config.epochs}")  # fmt: skip
+            break
     test = finish(run, log)
     return training_record(run, test)

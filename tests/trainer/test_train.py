@@ -170,3 +170,15 @@ def test_cli_train_runs_and_help_lists_the_options(dataset_dir, tmp_path):
     assert load_checkpoint(out / "best.safetensors").training["command"].startswith("samplecnn")
     bad = runner.invoke(app, ["train", str(dataset_dir / "train.csv"), "--label-column", "mood", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "no label column 'mood'" in bad.output
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun(dataset_dir, tmp_path):
+    from samplecnn.trainer.train import out_of_time
+
+    assert out_of_time(TrainConfig(max_minutes=1.0), elapsed=40, epoch_seconds=30)
+    assert not out_of_time(TrainConfig(max_minutes=1.0), elapsed=20, epoch_seconds=30)
+    assert not out_of_time(TrainConfig(), elapsed=1e9, epoch_seconds=1e9)
+    record = train(config(dataset_dir, tmp_path / "budget", epochs=5, max_minutes=1e-4), log=quiet)
+    assert record["epochs"] == 1  # stopped, resumable
+    resumed = train(resume_config(tmp_path / "budget", max_minutes=60.0), resume=True, log=quiet)
+    assert resumed["epochs"] == 5
