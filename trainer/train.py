@@ -10,16 +10,14 @@ after ``max_plateaus`` such drops (Adam gets the same schedule). Everything a ru
     metrics.jsonl            one record per epoch (+ a final "test" record)
     best.safetensors         best valid checkpoint (ROC-AUC for tags, accuracy for classes)
     last.safetensors         last epoch's weights
-    last.state.safetensors   optimizer tensors; schedule, history and config as JSON metadata
+    last.state.safetensors   optimizer tensors; schedule, history and config as JSON (train_state.py)
     skipped.json             unusable audio files with the reason
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from .batches import CropDataset, SegmentDataset, eval_loader, train_loader
 from .cache import DEFAULT_CACHE_DIR, AudioCache, CachedClip, SkippedClip
@@ -37,10 +33,10 @@ from .data import Dataset, holdout, limit_clips, read_gtzan, read_manifest_split
 from .metrics import evaluate
 from .model import SampleCNN, preset
 from .progress import Progress
+from .train_state import PlateauSchedule, read_state, restore_optimizer, save_state
 
 OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}  # sgd: the papers' value
-STATE_FORMAT = "samplecnn-train-state"
 
 
 class TrainError(ValueError):
@@ -156,36 +152,6 @@ def prepare_splits(
 # --- optimisation ----------------------------------------------------------------------------
 
 
-@dataclass
-class PlateauSchedule:
-    """lr / factor after ``patience`` epochs without a lower valid loss; stop after ``max_plateaus``."""
-
-    lr: float
-    patience: int = 3
-    factor: float = 5.0
-    max_plateaus: int = 4
-    best_loss: float = math.inf
-    bad_epochs: int = 0
-    plateaus: int = 0
-    stopped: bool = False
-
-    def step(self, valid_loss: float) -> str | None:
-        """Record one epoch's valid loss; returns "decay", "stop" or None."""
-        if valid_loss < self.best_loss:
-            self.best_loss, self.bad_epochs = valid_loss, 0
-            return None
-        self.bad_epochs += 1
-        if self.bad_epochs < self.patience:
-            return None
-        self.bad_epochs = 0
-        self.plateaus += 1
-        if self.plateaus >= self.max_plateaus:
-            self.stopped = True
-            return "stop"
-        self.lr /= self.factor
-        return "decay"
-
-
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -258,59 +224,7 @@ def main_metric(task: str) -> str:
     return "accuracy" if task == "classes" else "roc_auc"
 
 
-# --- state (resume) --------------------------------------------------------------------------
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for param_id, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{param_id}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{param_id}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, device: str) -> None:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        _, param_id, key = name.split(".", 2)
-        state.setdefault(int(param_id), {})[key] = value if key == "step" else value.to(device)
-    for name, value in meta["scalars"].items():
-        param_id, key = name.split(".", 1)
-        state.setdefault(int(param_id), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def save_state(path: Path, optimizer, schedule: PlateauSchedule, epoch: int, history: list, best: dict,
-               config: TrainConfig) -> None:  # fmt: skip
-    """Everything ``--resume`` needs besides the weights (in last.safetensors); atomic."""
-    tensors, optimizer_meta = _optimizer_tensors(optimizer)
-    metadata = {
-        "format": STATE_FORMAT,
-        "optimizer": json.dumps(optimizer_meta),
-        "schedule": json.dumps(dataclasses.asdict(schedule)),
-        "epoch": str(epoch),
-        "history": json.dumps(history),
-        "best": json.dumps(best),
-        "config": json.dumps(dataclasses.asdict(config)),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors or {"empty": torch.zeros(0)}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    if not path.is_file():
-        raise TrainError(f"{path}: no training state to resume; run without --resume to start this run")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys() if k != "empty"}
-    if metadata.get("format") != STATE_FORMAT:
-        raise TrainError(f"{path}: not a samplecnn training state file")
-    return tensors, metadata
+# --- resume ------------------------------------------------------------------------------
 
 
 def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
@@ -373,7 +287,7 @@ def _restore(run: Run, log) -> None:
         raise TrainError(f"{run.out}: stored model {checkpoint.config} does not match this run's {run.model.config}")
     run.model.load_state_dict(checkpoint.state_dict)
     tensors, metadata = read_state(run.out / "last.state.safetensors")
-    _restore_optimizer(run.optimizer, tensors, json.loads(metadata["optimizer"]), run.config.device)
+    restore_optimizer(run.optimizer, tensors, json.loads(metadata["optimizer"]), run.config.device)
     run.schedule = PlateauSchedule(**json.loads(metadata["schedule"]))
     run.epoch = int(metadata["epoch"])
     run.history = json.loads(metadata["history"])
