@@ -150,7 +150,7 @@ def infer(
     backend: str = typer.Option("auto", help="auto | ort | trt. auto says what it chose; a named backend never falls back."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | int8 (the bundle must have it)."),
-    batch_size: int = typer.Option(None, help="Segments per backend call (default 8, measured)."),
+    batch_size: int = typer.Option(None, help="Segments per backend call (default: the largest <= 8 that fits a memory budget; 16 on cuda)."),
     threads: int = typer.Option(None, help="onnxruntime intra-op threads (default: one per CPU)."),
     decode_workers: int = typer.Option(None, help="Songs decoded while the model runs (default 1)."),
     max_segments: int = typer.Option(None, help="At most this many segments per song and scale (evenly spaced)."),
@@ -158,8 +158,7 @@ def infer(
 ) -> None:
     """Tag songs with a model bundle (torch-free): a table, or JSON Lines / CSV with --out.
 
-    Songs that fail are reported with path and reason and the rest are processed; the exit code
-    is 1 when any failed, 2 for a bad option, bundle or backend.
+    Songs that fail are reported with path and reason and the rest are processed; the exit code is 1 when any failed, 2 for a bad option, bundle or backend.
     """
     from .runtime.infer import infer as run_infer
 

@@ -139,7 +139,8 @@ def _blocks(item, index: int, sample_rate: int) -> tuple[int, Iterator[np.ndarra
 class Engine:
     """Runs songs through one backend per scale; see the module docstring.
 
-    ``backends``: {scale name: Backend}, one per scale of ``bundle``. Used by Tagger.
+    ``backends``: {scale name: Backend}, one per scale of ``bundle``; ``batch_sizes``:
+    {scale name: segments per backend call}. Used by Tagger.
     """
 
     def __init__(
@@ -147,14 +148,14 @@ class Engine:
         bundle: Bundle,
         backends: dict[str, Backend],
         *,
-        batch_size: int,
+        batch_sizes: dict[str, int],
         decode_workers: int,
         max_segments: int | None = None,
     ) -> None:
         self.bundle = bundle
         self.scales = bundle.scales
         self.backends = backends
-        self.batch_size = batch_size
+        self.batch_sizes = batch_sizes
         self.decode_workers = decode_workers
         self.max_segments = max_segments
         self.seconds_inferring = 0.0  # wall time inside backend.infer, for the profile
@@ -205,7 +206,7 @@ class Engine:
         stop = threading.Event()
         songs: dict[int, _Song] = {}
         finished: dict[int, SongFeatures] = {}
-        batches = {s.name: _Batch(s, self.batch_size) for s in self.scales}
+        batches = {s.name: _Batch(s, self.batch_sizes[s.name]) for s in self.scales}
         next_out, submitted, decoding, exhausted = 0, 0, 0, False
 
         def run_batch(batch: _Batch) -> None:

@@ -23,17 +23,34 @@ import numpy as np
 
 from .backends import Backend, BackendError, open_backend, resolve_backend
 from .backends.ort import default_threads
-from .bundle import Bundle, BundleError
+from .bundle import Bundle, BundleError, ScaleSpec
 from .heads import Head, head_input
 from .pipeline import Engine, SongFeatures
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
 BACKBONE_HEAD = "backbone"  # the head name of tags read from the backbones' own logits
-# Measured on the 2-core dev machine (benchmarks/pipeline_profile.py): throughput is flat
-# from batch 8 up, and peak memory grows with the batch (the first conv's output is
-# batch x 128 x segment/m floats), so the smallest flat-throughput size is the default.
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_DECODE_WORKERS = 1  # one decoder keeps ahead of inference here (decode is ~3% of the time)
+# Default batch sizes, measured on the 2-core dev machine (benchmarks/pipeline_profile.py):
+# CPU throughput stops improving around batch 8, while memory grows with the batch by about
+# BYTES_PER_FIRST_LAYER_VALUE x (the first conv's output: segment/m frames x C0 channels) per
+# segment (full-width 3^9 fp32: +50 MB per segment, int8: +6 MB). So the CPU default is the
+# largest batch <= MAX_CPU_BATCH whose activations fit ACTIVATION_BUDGET_BYTES, which keeps
+# `samplecnn infer` near its 200 MB peak-RSS target: full-width presets run fp32 at batch 1,
+# int8 at batch 8; small (width 0.5 and below) models run batch 8 either way.
+MAX_CPU_BATCH = 8
+ACTIVATION_BUDGET_BYTES = 56 << 20
+BYTES_PER_FIRST_LAYER_VALUE = {"fp32": 20, "fp16": 10, "int8": 3}
+GPU_BATCH = 16  # the TensorRT engines' optimal profile batch (export.tensorrt.DEFAULT_PROFILE)
+DEFAULT_DECODE_WORKERS = 1  # one decoder keeps ahead of inference here (decode is 1-5% of the time)
+
+
+def default_batch_size(scale: ScaleSpec, precision: str, device: str) -> int:
+    """Segments per backend call for ``scale`` when none is given (see the constants above)."""
+    if device == "cuda":
+        return GPU_BATCH
+    m, width = int(scale.config.get("m", 3)), float(scale.config.get("width", 1.0))
+    first_channels = max(8, int(round(128 * width / 8)) * 8)  # as trainer.model._scaled
+    per_segment = scale.segment_samples // m * first_channels * BYTES_PER_FIRST_LAYER_VALUE.get(precision, 20)
+    return max(1, min(MAX_CPU_BATCH, ACTIVATION_BUDGET_BYTES // per_segment))
 
 
 def default_bundle_path() -> Path:
@@ -104,7 +121,7 @@ class Tagger:
             backend that cannot load raises BackendError, never falls back.
         device: "cpu" | "cuda".
         precision: "fp32" | "fp16" | "int8": which graph (or engine) of each scale to run.
-        batch_size: segments per backend call, per scale (default DEFAULT_BATCH_SIZE).
+        batch_size: segments per backend call, per scale (default: :func:`default_batch_size`).
         threads: onnxruntime intra-op threads (default: one per CPU).
         decode_workers: songs decoded concurrently with inference (default 1).
         max_segments: cap on segments per song and scale (None = cover the whole song).
@@ -127,7 +144,7 @@ class Tagger:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle if bundle is not None else default_bundle_path())
         self.backend_name, self.backend_choice = resolve_backend(self.bundle, backend, device, precision)
         self.device, self.precision = device, precision
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.batch_sizes = {s.name: batch_size or default_batch_size(s, precision, device) for s in self.bundle.scales}
         self.threads = threads or default_threads()
         self.heads = [Head.load(self.bundle.path(h.file), h) for h in self.bundle.heads]
         if not self.heads and not self.bundle.backbone_labels:
@@ -144,7 +161,7 @@ class Tagger:
         self.engine = Engine(
             self.bundle,
             self.backends,
-            batch_size=self.batch_size,
+            batch_sizes=self.batch_sizes,
             decode_workers=decode_workers or DEFAULT_DECODE_WORKERS,
             max_segments=max_segments,
         )
@@ -153,7 +170,8 @@ class Tagger:
     def description(self) -> str:
         """What runs, for logs: backend choice and each scale's backend description."""
         first = next(iter(self.backends.values()))
-        return f"{first.description}; {self.backend_choice}; batch {self.batch_size}, {self.engine.decode_workers} decode worker(s)"
+        batches = ", ".join(f"{s} {b}" for s, b in self.batch_sizes.items())
+        return f"{first.description}; {self.backend_choice}; batch {batches}; {self.engine.decode_workers} decode worker(s)"
 
     @property
     def embedding_scales(self) -> list[tuple[str, int, int]]:

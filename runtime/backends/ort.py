@@ -80,6 +80,11 @@ class OrtBackend(Backend):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # errors only: the optimizer's notices are not user-facing
+        # Without the arena and memory patterns, activations are freed after each run instead of
+        # kept at their high-water mark: measured 430 vs 970 MB peak for the full-width presets
+        # at batch 8 fp32, for 0-10% of speed (benchmarks/pipeline_profile.py).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         path = bundle.path(scale.models[precision])
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)

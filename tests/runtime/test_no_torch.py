@@ -14,7 +14,7 @@ def test_runtime_inference_never_imports_torch(tiny_bundle, music_files, tmp_pat
         import sys, warnings
         warnings.simplefilter("error")  # no warnings at import either
         import samplecnn.runtime
-        from samplecnn.runtime.tagger import Tagger
+        from samplecnn.runtime import Tagger
         from samplecnn.runtime.outputs import ResultWriter
         from samplecnn.runtime.infer import infer
         with Tagger({str(tiny_bundle)!r}) as tagger:

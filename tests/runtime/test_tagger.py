@@ -150,3 +150,16 @@ def test_expand_inputs_walks_directories_and_globs(tmp_path, music_files):
     (tmp_path / "a" / "notes.txt").write_text("no")
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a" / "y.OGG"), str(tmp_path / "a" / "b" / "x.ogg")]
     assert expand_inputs([str(tmp_path / "a" / "*.OGG"), "missing.wav"]) == [str(tmp_path / "a" / "y.OGG"), "missing.wav"]
+
+
+def test_default_batch_size_keeps_activations_in_budget(tiny_bundle):
+    from dataclasses import replace
+
+    from samplecnn.runtime.tagger import ACTIVATION_BUDGET_BYTES, GPU_BATCH, MAX_CPU_BATCH, default_batch_size
+
+    scale = Bundle.load(tiny_bundle).scale("3^9")  # width 0.125: small activations
+    assert default_batch_size(scale, "fp32", "cpu") == MAX_CPU_BATCH
+    full = replace(scale, config={**scale.config, "width": 1.0})  # 19683 frames x 128 channels
+    assert default_batch_size(full, "fp32", "cpu") == 1
+    assert default_batch_size(full, "int8", "cpu") == ACTIVATION_BUDGET_BYTES // (19683 * 128 * 3)
+    assert default_batch_size(full, "fp32", "cuda") == GPU_BATCH
