@@ -368,7 +368,7 @@ def finish(run: Run, log) -> dict | None:
     _append_jsonl(run.out / "metrics.jsonl", {"event": "test", "best_epoch": run.best.get("epoch"), **test})
     record = dict(best.training, test=test)
     save_checkpoint(best_path, model, best.labels, record)
-    log(f"test (best epoch {run.best.get('epoch')}): " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    log(f"test (best epoch {run.best.get('epoch')}): " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
     return test
 
 
