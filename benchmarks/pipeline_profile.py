@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -82,11 +81,13 @@ def peak_rss(bundle: str, precision: str, long_file: str) -> dict:
     """Run `samplecnn infer` (default settings) in a fresh process; its peak RSS in MB."""
     command = [sys.executable, "-m", "samplecnn.cli", "infer", "--bundle", bundle, "--precision", precision, "--no-progress", long_file]
     t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB)
     wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
-    maxrss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
+    maxrss_kb = usage.ru_maxrss
     audio = audio_info(long_file).duration
     return {"bundle": Path(bundle).name, "precision": precision, "file": long_file, "audio_h": round(audio / 3600, 2),
             "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(maxrss_kb / 1024, 1)}
@@ -96,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", action="append", required=True)
     parser.add_argument("--precision", action="append")
-    parser.add_argument("--batch-size", type=int, action="append")
+    parser.add_argument("--batch-size", type=int, action="append", help="0 = the default (memory budget)")
     parser.add_argument("--threads", type=int, action="append")
     parser.add_argument("--decode-workers", type=int, action="append")
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of audio per configuration")
@@ -108,7 +109,7 @@ def main() -> None:
     rows = []
     for bundle in args.bundle:
         for precision in args.precision or ["fp32"]:
-            for batch in args.batch_size or [None]:
+            for batch in [b or None for b in args.batch_size or [0]]:
                 for threads in args.threads or [None]:
                     for workers in args.decode_workers or [1]:
                         rows.append(profile(bundle, precision, batch, threads, workers, paths, args.repeat))

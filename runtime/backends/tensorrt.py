@@ -94,6 +94,9 @@ class TrtBackend(Backend):
         missing = [n for n in self.output_names if n not in names]
         if missing:
             raise BundleError(f"{path} lacks outputs {missing} the manifest lists; {REBUILD}")
+        not_float = [n for n in (scale.input_name, *self.output_names) if self.engine.get_tensor_dtype(n) != trt.float32]
+        if not_float:
+            raise BundleError(f"{path}: tensors {not_float} are not float32 (fp16 engines keep float32 I/O); {REBUILD}")
         self.stream = _check(cudart.cudaStreamCreate())
         self.capacity = 0
         self.buffers: dict[str, int] = {}
@@ -136,7 +139,7 @@ class TrtBackend(Backend):
             self.context.set_tensor_address(name, address)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(self.buffers[name_in], batch.ctypes.data, batch.nbytes, h2d, self.stream))
-        if not self.context.execute_async_v3(self.stream):
+        if not self.context.execute_async_v3(int(self.stream)):  # the binding takes the raw handle
             raise BackendError(f"TensorRT execution of {self.engine_spec.file} failed")
         outputs = {}
         for name in self.output_names:
