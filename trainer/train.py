@@ -261,8 +261,6 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     if not resume and (out / "last.safetensors").exists():
         raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     dataset = load_dataset(config)
     for note in dataset.notes:
         log(note)
@@ -381,8 +379,20 @@ def train(config: TrainConfig, *, resume: bool = False, log=None) -> dict:
     """Run (or with ``resume`` continue) a training run; returns the final training record.
 
     Writes metrics.jsonl, best/last checkpoints and the resume state to ``config.out``.
+    ``config.threads`` > 0 sets torch's CPU threads for the run (restored afterwards).
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    previous_threads = torch.get_num_threads()
+    if config.threads > 0:
+        # Fewer threads than cores avoids OpenMP spin-waiting when the machine is shared.
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config, resume, log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(config: TrainConfig, resume: bool, log) -> dict:
     run = _setup(config, resume, log)
     log(f"{run.model.config.name} width {config.width}: {sum(p.numel() for p in run.model.parameters()):,} parameters, "
         f"{config.optimizer} lr {run.schedule.lr:g}, {torch.get_num_threads()} threads, device {config.device}")  # fmt: skip

@@ -53,7 +53,7 @@ def dataset_dir(music_files, tmp_path_factory) -> Path:
 def config(dataset_dir: Path, out: Path, **overrides) -> TrainConfig:
     base = dict(
         manifest=str(dataset_dir / "train.csv"), scale="3^7", width=0.125, optimizer="adam", lr=3e-3,
-        batch_size=8, epochs=3, crops_per_clip=3, workers=0, seed=7, out=str(out),
+        batch_size=8, epochs=3, crops_per_clip=3, workers=0, threads=1, seed=7, out=str(out),
         cache_dir=str(dataset_dir / "cache"),
     )  # fmt: skip
     base.update(overrides)
@@ -163,7 +163,7 @@ def test_cli_train_runs_and_help_lists_the_options(dataset_dir, tmp_path):
         assert option in help_text
     out = tmp_path / "cli"
     args = [str(dataset_dir / "train.csv"), "--scale", "3^7", "--width", "0.125", "--epochs", "1", "--batch-size", "8",
-            "--workers", "0", "--out", str(out), "--cache-dir", str(dataset_dir / "cache")]  # fmt: skip
+            "--workers", "0", "--threads", "1", "--out", str(out), "--cache-dir", str(dataset_dir / "cache")]  # fmt: skip
     result = runner.invoke(app, ["train", *args])
     assert result.exit_code == 0, result.output
     assert "best epoch 1: valid ROC-AUC" in result.output
