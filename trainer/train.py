@@ -299,7 +299,8 @@ def training_record(run: Run, test: dict | None = None) -> dict:
     train_seconds = sum(h["train_seconds"] for h in run.history)
     train_segments = sum(h["train_segments"] for h in run.history)
     return {
-        "dataset": run.dataset.name, "task": run.dataset.task, "label_column": c.label_column,
+        "dataset": run.dataset.name, "dataset_notes": run.dataset.notes, "task": run.dataset.task,
+        "label_column": c.label_column,
         "clips": {s: len(v) for s, v in run.clips.items()}, "skipped_files": len(run.skipped),
         "epochs": run.epoch, "best": run.best, "last": run.history[-1] if run.history else {}, "test": test,
         "optimizer": c.optimizer, "lr": c.learning_rate, "batch_size": c.batch_size, "crops_per_clip": c.crops_per_clip,

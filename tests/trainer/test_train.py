@@ -86,6 +86,7 @@ def test_training_lowers_the_loss_and_writes_a_complete_run(dataset_dir, tmp_pat
     assert training["test"]["roc_auc"] == pytest.approx(test["roc_auc"])
     assert training["seed"] == 7 and training["device"] == "cpu" and training["task"] == "tags"
     assert training["skipped_files"] == 1 and training["clips"]["train"] == 14
+    assert any("valid.csv" in note for note in training["dataset_notes"])
     skipped = json.loads((out / "skipped.json").read_text())
     assert [Path(s["path"]).name for s in skipped] == ["corrupt.wav"] and skipped[0]["reason"]
     assert sorted(p.name for p in out.iterdir()) == [
