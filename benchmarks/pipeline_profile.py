@@ -77,17 +77,29 @@ def profile(bundle: str, precision: str, batch_size: int | None, threads: int | 
         }
 
 
+# The child reports its own VmHWM at exit: ru_maxrss of a child also counts the parent's pages
+# it was forked with before exec (this benchmark process holds the sessions above).
+_RUN_CLI_AND_REPORT_HWM = """
+import atexit, runpy, sys
+def report():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("VmHWM_KB=" + line.split()[1] + "\\n")
+atexit.register(report)
+sys.argv = ["samplecnn"] + sys.argv[1:]
+runpy.run_module("samplecnn.cli", run_name="__main__")
+"""
+
+
 def peak_rss(bundle: str, precision: str, long_file: str) -> dict:
-    """Run `samplecnn infer` (default settings) in a fresh process; its peak RSS in MB."""
-    command = [sys.executable, "-m", "samplecnn.cli", "infer", "--bundle", bundle, "--precision", precision, "--no-progress", long_file]
+    """Run `samplecnn infer` (default settings) in a fresh process; its peak RSS (VmHWM) in MB."""
+    command = [sys.executable, "-c", _RUN_CLI_AND_REPORT_HWM, "infer", "--bundle", bundle, "--precision", precision, "--no-progress", long_file]
     t0 = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
-    maxrss_kb = usage.ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"samplecnn infer failed:\n{done.stderr}")
+    maxrss_kb = int(done.stderr.rsplit("VmHWM_KB=", 1)[1].split()[0])
     audio = audio_info(long_file).duration
     return {"bundle": Path(bundle).name, "precision": precision, "file": long_file, "audio_h": round(audio / 3600, 2),
             "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(maxrss_kb / 1024, 1)}
@@ -100,14 +112,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, action="append", help="0 = the default (memory budget)")
     parser.add_argument("--threads", type=int, action="append")
     parser.add_argument("--decode-workers", type=int, action="append")
-    parser.add_argument("--minutes", type=float, default=5.0, help="minutes of audio per configuration")
+    parser.add_argument("--minutes", type=float, default=5.0, help="minutes of audio per configuration (0: only the peak-RSS runs)")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes per configuration (best is reported)")
     parser.add_argument("--long-file", help="measure peak RSS of `samplecnn infer` on this file")
     parser.add_argument("--json", default="benchmarks/results/pipeline_profile.json")
     args = parser.parse_args()
-    paths = playlist(args.minutes)
+    paths = playlist(args.minutes) if args.minutes > 0 else []
     rows = []
-    for bundle in args.bundle:
+    for bundle in args.bundle if paths else []:
         for precision in args.precision or ["fp32"]:
             for batch in [b or None for b in args.batch_size or [0]]:
                 for threads in args.threads or [None]:

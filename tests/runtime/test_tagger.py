@@ -163,3 +163,16 @@ def test_default_batch_size_keeps_activations_in_budget(tiny_bundle):
     assert default_batch_size(full, "fp32", "cpu") == 1
     assert default_batch_size(full, "int8", "cpu") == ACTIVATION_BUDGET_BYTES // (19683 * 128 * 3)
     assert default_batch_size(full, "fp32", "cuda") == GPU_BATCH
+
+
+def test_stopping_early_shuts_the_decoders_down(tiny_bundle, music_files):
+    import threading
+    import time
+
+    with Tagger(tiny_bundle, decode_workers=2) as t:
+        results = t.tag([music_files["kevin_macleod_vibe_ace"]] * 8)
+        assert next(results).ok
+        started = time.perf_counter()
+        results.close()
+        assert time.perf_counter() - started < 10
+    assert not [th for th in threading.enumerate() if th.name.startswith("samplecnn-decode")]
