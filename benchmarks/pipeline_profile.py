@@ -10,6 +10,11 @@ Audio: the real clips in examples/ (repeated until ``--minutes`` of audio). ``de
 separate decode + resample + segmenting pass over the same files (one thread), ``infer_s`` the
 wall time the pipeline spent inside backend calls; on a machine with spare cores decoding
 overlaps inference, so the total is less than their sum.
+
+:func:`compare` (run by ``python -m samplecnn.benchmarks.suite`` / ``samplecnn bench``) puts
+the onnxruntime pipelines next to a torch-eager pipeline on the same songs, each in its own
+process: songs/s, real-time factor, p50/p95 latency per song, top-5 agreement of int8 with
+fp32, cold start against a torch process, and peak RSS of ``samplecnn infer``.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from samplecnn.runtime.audio import audio_info, iter_audio_blocks
 from samplecnn.runtime.streaming import StreamSegmenter, resampled_length
 from samplecnn.runtime.tagger import Tagger, expand_inputs
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from .common import EXAMPLES, peak_rss_mb, percentile, report_child, run_child
 
 
 def playlist(minutes: float) -> list[str]:
@@ -105,9 +112,188 @@ def peak_rss(bundle: str, precision: str, long_file: str) -> dict:
             "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(maxrss_kb / 1024, 1)}
 
 
+# --- side by side: onnxruntime pipeline vs a torch-eager pipeline, cold start, peak RSS ---------
+#
+# Each engine runs in its own process (common.run_child). The torch pipeline does what a user
+# without the runtime would write: decode the whole song with the same decoder, cut the same
+# segments, run the unfolded SampleCNN of each checkpoint (torch.inference_mode, torch's
+# default threads), average each level and sigmoid(logits) over segments, mean over scales.
+
+TORCH_BATCH = 8  # segments per torch call: the runtime's largest CPU default (MAX_CPU_BATCH)
+
+
+def _top5(scores: np.ndarray, labels) -> list[str]:
+    return [labels[i] for i in np.argsort(-scores)[:5]]
+
+
+def _ort_child(spec: dict) -> dict:
+    paths, rows = spec["paths"], {}
+    with Tagger(spec["bundle"], precision=spec["precision"]) as tagger:  # default batch and threads, as `samplecnn infer`
+        list(tagger.tag(paths[:1]))  # warm-up
+        passes = []
+        for _ in range(spec["repeat"]):
+            t0 = time.perf_counter()
+            results = list(tagger.tag(paths))
+            passes.append(time.perf_counter() - t0)
+        latencies = []
+        for path in paths:
+            t0 = time.perf_counter()
+            (result,) = tagger.tag([path])
+            latencies.append(time.perf_counter() - t0)
+        head = next(iter(results[0].scores))
+        rows = {r.path: [label for label, _ in r.top[head]] for r in results if r.ok}
+        audio = sum(r.duration for r in results if r.ok)
+        described = tagger.description
+    return {"wall_s": min(passes), "passes_wall_s": passes, "latencies_s": latencies, "audio_s": audio, "top5": rows,
+            "failed": [r.path for r in results if not r.ok], "description": described, "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def _torch_child(spec: dict) -> dict:
+    import torch
+
+    from samplecnn.runtime.audio import load_audio
+    from samplecnn.runtime.segments import cut_segments
+    from samplecnn.trainer.checkpoint import load_checkpoint
+
+    checkpoints = [load_checkpoint(p) for p in spec["checkpoints"]]
+    models = [c.build_model() for c in checkpoints]
+    labels, rate, batch = checkpoints[0].labels, checkpoints[0].config.sample_rate, spec["batch"]
+
+    def tag(path: str) -> tuple[np.ndarray, float, dict]:
+        audio = load_audio(path, rate)
+        probs, levels = [], {}
+        with torch.inference_mode():
+            for model in models:
+                segments = torch.from_numpy(cut_segments(audio, model.config.segment_samples))
+                sums: dict[str, torch.Tensor] = {}
+                for start in range(0, len(segments), batch):
+                    for name, value in model(segments[start : start + batch]).items():
+                        value = torch.sigmoid(value) if name == "logits" else value
+                        sums[name] = sums.get(name, 0) + value.sum(dim=0)
+                means = {k: (v / len(segments)).numpy() for k, v in sums.items()}
+                probs.append(means.pop("logits"))
+                levels[model.config.name] = means
+        return np.mean(probs, axis=0), len(audio) / rate, levels
+
+    tag(spec["paths"][0])  # warm-up
+    latencies, top5, audio = [], {}, 0.0
+    for _ in range(spec["repeat"]):
+        latencies, top5, audio = [], {}, 0.0
+        for path in spec["paths"]:
+            t0 = time.perf_counter()
+            scores, seconds, _ = tag(path)
+            latencies.append(time.perf_counter() - t0)
+            top5[path], audio = _top5(scores, labels), audio + seconds
+    return {"wall_s": sum(latencies), "passes_wall_s": [sum(latencies)], "latencies_s": latencies, "audio_s": audio, "top5": top5,
+            "failed": [], "description": f"torch {torch.__version__} eager fp32, {torch.get_num_threads()} threads, batch {batch}",
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def child(spec: dict) -> dict:
+    return _torch_child(spec) if spec["engine"] == "torch" else _ort_child(spec)
+
+
+def pipeline_row(name: str, result: dict) -> dict:
+    """songs/s, x real time and p50/p95 per-song latency of one engine's child result."""
+    songs = len(result["latencies_s"])
+    return {"pipeline": name, "description": result["description"], "songs": songs, "audio_s": round(result["audio_s"], 1),
+            "wall_s": round(result["wall_s"], 2), "songs_per_s": round(songs / result["wall_s"], 3),
+            "x_realtime": round(result["audio_s"] / result["wall_s"], 1),
+            "latency_p50_s": round(percentile(result["latencies_s"], 50), 3), "latency_p95_s": round(percentile(result["latencies_s"], 95), 3),
+            "child_peak_rss_mb": result["peak_rss_mb"], "failed": result["failed"]}
+
+
+def top5_agreement(reference: dict, candidate: dict) -> dict:
+    """Mean and min over songs of |top-5 of reference ∩ top-5 of candidate| / 5."""
+    values = [len(set(reference[p]) & set(candidate[p])) / 5 for p in reference if p in candidate]
+    return {"mean": round(float(np.mean(values)), 4), "min": round(float(np.min(values)), 4), "songs": len(values)}
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("samplecnn")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "samplecnn.cli"]
+
+
+_TORCH_COLD_START = """
+import sys, numpy as np, torch
+from samplecnn.runtime.audio import load_audio
+from samplecnn.runtime.segments import cut_segments
+from samplecnn.trainer.checkpoint import load_checkpoint
+song, checkpoints = sys.argv[1], [load_checkpoint(p) for p in sys.argv[2:]]
+models = [c.build_model() for c in checkpoints]
+audio, probs = load_audio(song, checkpoints[0].config.sample_rate), []
+with torch.inference_mode():
+    for m in models:
+        segments = torch.from_numpy(cut_segments(audio, m.config.segment_samples))
+        probs.append(torch.cat([torch.sigmoid(m(segments[i:i + 8])["logits"]) for i in range(0, len(segments), 8)]).mean(0).numpy())
+scores = np.mean(probs, axis=0)
+print(song, [checkpoints[0].labels[i] for i in np.argsort(-scores)[:5]])
+"""
+
+
+def cold_start(bundle: str, checkpoints: list[str], song: str, repeat: int = 3) -> dict:
+    """Process start to first result (one song, then exit): `samplecnn infer` vs a torch process.
+
+    Alternated, after one untimed run of each (so both find the files in the page cache)."""
+    commands = {"samplecnn infer (onnxruntime)": _cli() + ["infer", "--bundle", bundle, "--no-progress", song],
+                "torch process": [sys.executable, "-c", _TORCH_COLD_START, song, *checkpoints]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for attempt in range(repeat + 1):
+        for name, command in commands.items():
+            t0 = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            elapsed = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"cold start of {name} failed:\n{done.stderr[-2000:]}")
+            if attempt:
+                times[name].append(elapsed)
+    medians = {name: round(float(np.median(t)), 3) for name, t in times.items()}
+    ort, torch_s = medians["samplecnn infer (onnxruntime)"], medians["torch process"]
+    return {"song": song, "median_s": medians, "runs_s": times, "ratio": round(ort / torch_s, 3)}
+
+
+def compare(bundle: str, checkpoints: list[str], paths: list[str], *, repeat: int = 1, precisions=("fp32", "int8"), rss_file: str | None = None,
+            cold_repeat: int = 3, log=print) -> dict:
+    """ORT pipelines (default settings) and the torch-eager pipeline on the same songs, side by side."""
+    results = {}
+    for precision in precisions:
+        results[f"onnxruntime {precision}"] = run_child("samplecnn.benchmarks.pipeline_profile",
+                                                        {"engine": "ort", "bundle": bundle, "precision": precision, "paths": paths, "repeat": repeat})
+        log(f"  pipeline onnxruntime {precision}: {results[f'onnxruntime {precision}']['wall_s']:.1f} s")
+    results["torch eager fp32"] = run_child("samplecnn.benchmarks.pipeline_profile",
+                                            {"engine": "torch", "checkpoints": checkpoints, "paths": paths, "repeat": repeat, "batch": TORCH_BATCH})
+    log(f"  pipeline torch eager: {results['torch eager fp32']['wall_s']:.1f} s")
+    rows = [pipeline_row(name, r) for name, r in results.items()]
+    torch_row = rows[-1]
+    for row in rows:
+        row["speedup_vs_torch"] = round(row["songs_per_s"] / torch_row["songs_per_s"], 2)
+    out = {"bundle": bundle, "checkpoints": checkpoints, "songs": paths, "rows": rows,
+           "top5_agreement_vs_ort_fp32": {name: top5_agreement(results["onnxruntime fp32"]["top5"], r["top5"]) for name, r in results.items()
+                                          if name != "onnxruntime fp32" and "onnxruntime fp32" in results}}
+    out["cold_start"] = cold_start(bundle, checkpoints, paths[0], repeat=cold_repeat)
+    log(f"  cold start: {out['cold_start']['median_s']}")
+    out["peak_rss"] = [peak_rss(bundle, p, rss_file or paths[0]) for p in precisions]
+    return out
+
+
+def format_compare(result: dict, title: str) -> str:
+    lines = [title, f"{'pipeline':<22}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>7}{'p50 s':>7}{'p95 s':>7}{'x torch':>8}"]
+    for r in result["rows"]:
+        lines.append(f"{r['pipeline']:<22}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{r['x_realtime']:>7}"
+                     f"{r['latency_p50_s']:>7}{r['latency_p95_s']:>7}{r['speedup_vs_torch']:>8}")
+    for name, a in result["top5_agreement_vs_ort_fp32"].items():
+        lines.append(f"top-5 agreement of {name} with onnxruntime fp32: mean {a['mean']:.3f}, worst song {a['min']:.2f} ({a['songs']} songs)")
+    c = result["cold_start"]
+    lines.append(f"cold start (one song, process start to exit): " + ", ".join(f"{k} {v} s" for k, v in c["median_s"].items()) + f"; ratio {c['ratio']}")
+    for r in result["peak_rss"]:
+        lines.append(f"peak RSS of samplecnn infer ({r['precision']}, default settings, {r['audio_h'] * 60:.1f} min file): {r['peak_rss_mb']} MB")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", action="append", required=True)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", action="append")
     parser.add_argument("--precision", action="append")
     parser.add_argument("--batch-size", type=int, action="append", help="0 = the default (memory budget)")
     parser.add_argument("--threads", type=int, action="append")
@@ -117,6 +303,11 @@ def main() -> None:
     parser.add_argument("--long-file", help="measure peak RSS of `samplecnn infer` on this file")
     parser.add_argument("--json", default="benchmarks/results/pipeline_profile.json")
     args = parser.parse_args()
+    if args.child:
+        report_child(child(json.loads(args.child)))
+        return
+    if not args.bundle:
+        parser.error("--bundle is required")
     paths = playlist(args.minutes) if args.minutes > 0 else []
     rows = []
     for bundle in args.bundle if paths else []:

@@ -1,0 +1,157 @@
+"""The whole benchmark in one run (what ``samplecnn bench`` runs): backbones against the measured
+GEMM peak, then the whole pipeline side by side with torch eager, cold start and peak RSS,
+then the issue's targets, each met or missed. Prints tables, writes ``bench.json`` and
+``bench.png`` into ``--out`` (default ``benchmarks/results``).
+
+    python -m samplecnn.benchmarks.suite [--songs 8] [--quick] [--out benchmarks/results]
+
+Speed models: the three presets at full width with random weights (speed does not depend on
+the values). int8 agreement: the trained default-model checkpoints (runs/mer4q/*/best.safetensors,
+width 0.25) when they exist, exported to a bundle here with int8 calibrated on mer4q train;
+their pipeline is timed too. Songs: the mer4q test split (30 s, 16 kHz MP3: decode + resample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from . import backbones, pipeline_profile
+from .common import (AUDIO_ENV, DEFAULT_WORKDIR, EXAMPLES, PRESET_SCALES, RESULTS, cached_bundle, machine_info, random_checkpoints, song_paths,
+                     trained_checkpoints, training_running, write_json)
+
+TARGETS = {
+    "pipeline_fp32_vs_torch": 3.0,  # onnxruntime fp32 pipeline songs/s >= 3x torch eager
+    "pipeline_int8_vs_torch": 8.0,
+    "int8_top5_agreement": 0.95,
+    "cold_start_ratio": 1 / 3,  # samplecnn infer process <= 1/3 of a torch process
+    "peak_rss_mb": 200.0,
+    "backbone_fp32_fraction_of_peak": 0.80,
+}
+
+
+def longest_example() -> str:
+    from samplecnn.runtime.audio import audio_info
+
+    files = sorted(EXAMPLES.glob("*.ogg"))
+    return str(max(files, key=lambda p: audio_info(p).duration)) if files else ""
+
+
+def evaluate_targets(result: dict) -> list[dict]:
+    """One row per target: measured value, target, met, margin."""
+    rows = []
+
+    def add(name: str, measured, target, met: bool, detail: str) -> None:
+        rows.append({"target": name, "measured": measured, "required": target, "met": bool(met), "detail": detail})
+
+    main = result["pipeline"]["speed"]
+    by_name = {r["pipeline"]: r for r in main["rows"]}
+    fp32, int8 = by_name["onnxruntime fp32"]["speedup_vs_torch"], by_name["onnxruntime int8"]["speedup_vs_torch"]
+    add("pipeline onnxruntime fp32 >= 3x torch eager", fp32, TARGETS["pipeline_fp32_vs_torch"], fp32 >= 3.0,
+        f"songs/s ratio, speed presets, {main['rows'][0]['songs']} songs")
+    add("pipeline int8 >= 8x torch eager", int8, TARGETS["pipeline_int8_vs_torch"], int8 >= 8.0, "songs/s ratio, speed presets")
+    agreement_source = result["pipeline"].get("trained") or main
+    agreement = agreement_source["top5_agreement_vs_ort_fp32"]["onnxruntime int8"]
+    add("int8 top-5 agreement >= 95% vs fp32", agreement["mean"], TARGETS["int8_top5_agreement"], agreement["mean"] >= 0.95,
+        f"{'trained default model' if result['pipeline'].get('trained') else 'random weights'}, {agreement['songs']} held-out songs, worst {agreement['min']}")
+    cold = [main["cold_start"]] + ([result["pipeline"]["trained"]["cold_start"]] if result["pipeline"].get("trained") else [])
+    worst = max(c["ratio"] for c in cold)
+    add("cold start <= 1/3 of a torch process", worst, round(TARGETS["cold_start_ratio"], 3), worst <= TARGETS["cold_start_ratio"],
+        "; ".join(f"{c['median_s']}" for c in cold))
+    rss = [r for block in (main, result["pipeline"].get("trained")) if block for r in block["peak_rss"]]
+    worst_rss = max(r["peak_rss_mb"] for r in rss)
+    add("peak RSS of samplecnn infer <= 200 MB (defaults)", worst_rss, TARGETS["peak_rss_mb"], worst_rss <= 200.0,
+        "; ".join(f"{r['bundle']} {r['precision']} {r['peak_rss_mb']} MB" for r in rss))
+    fp32_rows = [r for r in result["backbones"]["rows"] if r["engine"] == "ort fp32 conv2d" and r["width"] == max(x["width"] for x in result["backbones"]["rows"])]
+    best = max(fp32_rows, key=lambda r: r["fraction_of_peak"])
+    add("backbone fp32 >= 80% of measured fp32 peak", best["fraction_of_peak"], TARGETS["backbone_fp32_fraction_of_peak"], best["fraction_of_peak"] >= 0.8,
+        f"best: {best['scale']} batch {best['batch']} {best['threads']} thread(s), {best['achieved_gflops']} of "
+        f"{result['backbones']['peak'][str(best['threads'])]['fp32_gflops']} GFLOP/s")
+    return rows
+
+
+def format_targets(rows: list[dict]) -> str:
+    lines = [f"{'target':<50}{'measured':>10}{'required':>10}  verdict"]
+    for r in rows:
+        lines.append(f"{r['target']:<50}{r['measured']:>10}{r['required']:>10}  {'MET' if r['met'] else 'MISSED'}  ({r['detail']})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    t0 = time.perf_counter()
+    workdir = Path(args.workdir)
+    if args.audio:
+        os.environ[AUDIO_ENV] = str(Path(args.audio).resolve())
+    result: dict = {"machine": machine_info()}
+    if result["machine"]["training_running_at_start"]:
+        log("note: `samplecnn train` is running: these numbers are taken under load")
+    quick = args.quick
+    width = 0.125 if quick else 1.0
+    scales = ("3^9",) if quick else PRESET_SCALES
+    log("== backbones")
+    result["backbones"] = backbones.run(
+        widths=[width] if quick else [1.0, 0.25], min_seconds=0.02 if quick else args.min_seconds, min_calls=1 if quick else 2,
+        workdir=workdir, scales=scales, main_batches=(1, 4) if quick else backbones.MAIN_BATCHES,
+        other_batches=(1,) if quick else backbones.OTHER_BATCHES, log=log)
+    log(backbones.format_table(result["backbones"]))
+    log("== pipeline")
+    prepared = result["backbones"]["prepared"]["models"][width]
+    checkpoints = [prepared["checkpoints"][s] for s in scales]
+    paths = song_paths(args.songs)
+    rss_file = args.rss_file or (paths[0] if quick else longest_example())
+    speed = pipeline_profile.compare(prepared["bundle"], checkpoints, paths, rss_file=rss_file, cold_repeat=1 if quick else 3, log=log)
+    result["pipeline"] = {"speed": speed}
+    log(pipeline_profile.format_compare(speed, f"whole pipeline, {'width 0.125' if quick else 'full-width'} presets, random weights"))
+    trained = [] if quick else trained_checkpoints()
+    if trained:
+        bundle = cached_bundle(workdir, "trained_mer4q", trained, precisions=("fp32", "int8"), log=log)
+        block = pipeline_profile.compare(str(bundle), [str(p) for p in trained], song_paths(args.agreement_songs), rss_file=rss_file, log=log)
+        block["export_int8_agreement"] = export_agreement(bundle)
+        result["pipeline"]["trained"] = block
+        log(pipeline_profile.format_compare(block, "whole pipeline, trained default model (width 0.25, runs/mer4q)"))
+    result["targets"] = evaluate_targets(result)
+    result["training_running_at_end"] = training_running()
+    result["under_load"] = bool(result["machine"]["training_running_at_start"] or result["training_running_at_end"])
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    log("== targets" + ("  (taken while `samplecnn train` was running: under load)" if result["under_load"] else ""))
+    log(format_targets(result["targets"]))
+    out = Path(args.out)
+    write_json(out / "bench.json", result)
+    ratios = {r["pipeline"]: r["x_realtime"] for r in speed["rows"]}
+    if "trained" in result["pipeline"]:
+        ratios.update({f"{r['pipeline']} (w0.25)": r["x_realtime"] for r in result["pipeline"]["trained"]["rows"]})
+    backbones.plot(result["backbones"], out / "bench.png", pipeline=ratios)
+    log(f"saved {out / 'bench.json'} and {out / 'bench.png'} in {result['seconds']:.0f} s")
+    return result
+
+
+def export_agreement(bundle: Path) -> dict:
+    """The int8 agreement export_bundle measured per scale (segment-level songs, held out)."""
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return {s["name"]: {k: s["quantization"]["int8"].get(k) for k in ("top_k_agreement_mean", "top_k_agreement_min", "song_tag_score_max_abs_diff")}
+            | {"evaluation_songs": len(s["quantization"]["int8"].get("evaluation_songs", []))} for s in manifest["scales"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=str(RESULTS), help="folder for bench.json and bench.png")
+    parser.add_argument("--songs", type=int, default=8, help="mer4q test songs for the full-width pipeline comparison")
+    parser.add_argument("--agreement-songs", type=int, default=24, help="mer4q test songs for the trained model (agreement, timing)")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per backbone configuration")
+    parser.add_argument("--rss-file", help="song for the peak-RSS run (default: the longest example)")
+    parser.add_argument("--audio", help="folder or CSV of songs replacing mer4q (smoke tests)")
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="cache of checkpoints, bundles and segments")
+    parser.add_argument("--quick", action="store_true", help="smoke run: width 0.125, 3^9 only, tiny grid (numbers are meaningless)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Smoke tests of the benchmark scripts: they run end to end on tiny real models and real clips
+and write their JSON and PNG. No timing is asserted (speed targets live in the benchmark output)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_json_and_plot(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "samplecnn.cli", "bench", "--quick", "--songs", "2", "--audio", str(DATA),
+               "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "bench.json").read_text())
+    engines = {r["engine"] for r in result["backbones"]["rows"]}
+    assert engines == {"torch eager fp32", "ort fp32 conv1d", "ort fp32 conv2d", "ort int8"}
+    assert all(r["segments_per_s"] > 0 and r["achieved_gflops"] > 0 for r in result["backbones"]["rows"])
+    assert set(result["backbones"]["peak"]) >= {"1"}
+    pipelines = {r["pipeline"] for r in result["pipeline"]["speed"]["rows"]}
+    assert pipelines == {"onnxruntime fp32", "onnxruntime int8", "torch eager fp32"}
+    assert result["pipeline"]["speed"]["cold_start"]["ratio"] > 0
+    assert len(result["targets"]) == 6 and all(isinstance(t["met"], bool) for t in result["targets"])
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MET" in done.stdout or "MISSED" in done.stdout
+
+
+def test_gpu_script_fails_clearly_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the script would run")
+    done = subprocess.run([sys.executable, "-m", "samplecnn.benchmarks.gpu", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "no CUDA GPU" in done.stderr
+    assert not (tmp_path / "gpu.json").exists()
