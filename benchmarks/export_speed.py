@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .common import DATA, random_model
 BATCH = 16
 
 
@@ -47,21 +47,13 @@ def main() -> None:
     parser.add_argument("--evaluation", default=str(DATA / "mer4q" / "valid.csv"))
     args = parser.parse_args()
 
-    import torch
-
     from samplecnn.export.audio_sets import load_songs, stack_segments
     from samplecnn.export.bundle_writer import export_bundle
     from samplecnn.export.onnx_export import export_backbone
     from samplecnn.export.quantize import Int8Settings, evaluate_against_fp32, quantize_int8
     from samplecnn.trainer.checkpoint import save_checkpoint
-    from samplecnn.trainer.model import SampleCNN, preset
 
-    torch.manual_seed(0)
-    model = SampleCNN(preset("3^9", n_tags=50))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.uniform_(-0.05, 0.05), m.running_var.uniform_(0.5, 2.0), m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.1, 0.1)
+    model = random_model("3^9", 1.0, seed=0)
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, noisy)",
                      "model": "3^9 width 1.0, 50 tags, random weights", "batch": BATCH}
     with tempfile.TemporaryDirectory() as tmp:
