@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from . import backbones, pipeline_profile
+from . import backbones, op_profile, pipeline_profile
 from .common import (AUDIO_ENV, DEFAULT_WORKDIR, EXAMPLES, PRESET_SCALES, RESULTS, cached_bundle, machine_info, random_checkpoints, song_paths,
                      trained_checkpoints, training_running, write_json)
 
@@ -96,6 +96,10 @@ def run(args: argparse.Namespace, log=print) -> dict:
         workdir=workdir, scales=scales, main_batches=(1, 4) if quick else backbones.MAIN_BATCHES,
         other_batches=(1,) if quick else backbones.OTHER_BATCHES, log=log)
     log(backbones.format_table(result["backbones"]))
+    bundle_main = result["backbones"]["prepared"]["models"][width]["bundle"]
+    result["profiles"] = [op_profile.profile(bundle_main, "3^9", p, batch=4 if quick else 8, threads=os.cpu_count() or 1) for p in ("fp32", "int8")]
+    for p in result["profiles"]:
+        log(op_profile.format_profile(p))
     log("== pipeline")
     prepared = result["backbones"]["prepared"]["models"][width]
     checkpoints = [prepared["checkpoints"][s] for s in scales]

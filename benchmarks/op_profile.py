@@ -1,0 +1,113 @@
+"""Where a backbone graph spends its time: onnxruntime's profiler, per node, with each
+convolution's FLOPs and achieved GFLOP/s, so a missed target can be traced to layers.
+
+    python -m samplecnn.benchmarks.op_profile BUNDLE [--scale 3^9] [--precision fp32] [--batch 8] [--threads 2]
+
+Sessions are built with the runtime's options (``OrtBackend``: all graph optimisations, no
+arena), so the profile is the one ``samplecnn infer`` runs. Convolution nodes (Conv, the NCHWc
+Conv, QLinearConv, ...) are matched in execution order to the backbone's layers (stem, blocks
+1..n, the 1x1 conv), whose FLOPs come from the bundle's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .common import real_segments
+
+CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "NchwcConv"}
+
+
+def layer_flops(config: dict) -> list[tuple[str, int]]:
+    """(layer name, FLOPs per segment) of every convolution, in execution order."""
+    from samplecnn.trainer.model import BackboneConfig
+
+    c = BackboneConfig.from_dict(config)
+    ch, m, frames = c.block_channels, c.m, c.m**c.n
+    rows = [("stem conv (1 -> %d ch, stride %d)" % (ch[0], m), 2 * frames * m * ch[0])]
+    for i in range(1, c.n + 1):
+        rows.append((f"block {i} conv ({ch[i - 1]} -> {ch[i]} ch, {frames} frames)", 2 * frames * m * ch[i - 1] * ch[i]))
+        frames //= m
+    rows.append((f"1x1 conv ({ch[-2]} -> {ch[-1]} ch)", 2 * ch[-2] * ch[-1]))
+    return rows
+
+
+def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int = 3) -> dict:
+    """Per-node and per-op-type time (ms per segment, median over ``runs`` after one warm-up)."""
+    import onnxruntime as ort
+
+    from samplecnn.runtime.bundle import Bundle
+
+    bundle = Bundle.load(bundle_path)
+    spec = bundle.scale(scale)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.enable_cpu_mem_arena = False  # as runtime.backends.ort.OrtBackend
+    options.enable_mem_pattern = False
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="samplecnn-prof-") as tmp:
+        options.profile_file_prefix = os.path.join(tmp, "ort")
+        session = ort.InferenceSession(str(bundle.path(spec.models[precision])), options, providers=["CPUExecutionProvider"])
+        data = real_segments(spec.segment_samples, batch)
+        for _ in range(runs + 1):
+            session.run(None, {spec.input_name: data})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    per_run = len(kernels) // (runs + 1)
+    runs_nodes = [kernels[i * per_run:(i + 1) * per_run] for i in range(1, runs + 1)]  # drop the warm-up run
+    nodes = []
+    for position, event in enumerate(runs_nodes[0]):
+        us = float(np.median([r[position]["dur"] for r in runs_nodes]))
+        nodes.append({"node": event["name"][: -len("_kernel_time")], "op": event["args"].get("op_name"), "ms_per_segment": us / 1e3 / batch})
+    layers = layer_flops(spec.config)
+    convs = [n for n in nodes if n["op"] in CONV_OPS]
+    if len(convs) == len(layers):
+        for node, (name, flops) in zip(convs, layers):
+            node["layer"], node["gflop_per_segment"] = name, round(flops / 1e9, 4)
+            node["gflops"] = round(flops / (node["ms_per_segment"] / 1e3) / 1e9, 1)
+    total = sum(n["ms_per_segment"] for n in nodes)
+    by_op: dict[str, float] = defaultdict(float)
+    for n in nodes:
+        by_op[n["op"]] += n["ms_per_segment"]
+        n["share"] = round(n["ms_per_segment"] / total, 4)
+        n["ms_per_segment"] = round(n["ms_per_segment"], 3)
+    return {"bundle": Path(bundle_path).name, "scale": scale, "precision": precision, "batch": batch, "threads": threads,
+            "kernel_ms_per_segment": round(total, 3), "by_op": {k: round(v / total, 4) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+            "nodes": nodes}
+
+
+def format_profile(p: dict, top: int = 8) -> str:
+    lines = [f"profile {p['bundle']} {p['scale']} {p['precision']} batch {p['batch']} {p['threads']} thread(s): "
+             f"{p['kernel_ms_per_segment']} ms/segment in kernels; by op: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(p["by_op"].items())[:5])]
+    for n in sorted(p["nodes"], key=lambda n: -n["share"])[:top]:
+        extra = f"  {n['layer']}: {n['gflop_per_segment']} GFLOP at {n['gflops']} GFLOP/s" if "layer" in n else ""
+        lines.append(f"  {100 * n['share']:5.1f}%  {n['ms_per_segment']:8.3f} ms  {n['op']:<14}{extra}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle")
+    parser.add_argument("--scale", default="3^9")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", help="also save the profile here")
+    args = parser.parse_args()
+    result = profile(args.bundle, args.scale, args.precision, args.batch, args.threads)
+    print(format_profile(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
