@@ -228,7 +228,7 @@ def fit(
 def bench(
     out: str = typer.Option("benchmarks/results", "--out", help="Folder for bench.json and bench.png."),
     songs: int = typer.Option(8, help="mer4q test songs for the full-width pipeline comparison."),
-    agreement_songs: int = typer.Option(24, help="mer4q test songs for the trained default model (int8 agreement)."),
+    agreement_songs: int = typer.Option(16, help="mer4q test songs for the trained default model (int8 agreement)."),
     min_seconds: float = typer.Option(1.0, help="Timed seconds per backbone configuration."),
     rss_file: str = typer.Option(None, help="Song for the peak-RSS run of `samplecnn infer` (default: the longest example)."),
     audio: str = typer.Option(None, help="Folder or CSV of songs replacing mer4q (smoke tests)."),

@@ -241,7 +241,7 @@ def plot(result: dict, path: Path, pipeline: dict | None = None) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=float, action="append", help="channel widths to measure (default: 1.0 and 0.25)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per configuration (best call is reported)")
-    parser.add_argument("--min-calls", type=int, default=2, help="timed calls per configuration at least")
+    parser.add_argument("--min-calls", type=int, default=1, help="timed calls per configuration at least")
     parser.add_argument("--quick", action="store_true", help="smoke run: width 0.125 only, a few calls (numbers are meaningless)")
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="cache of checkpoints, bundles and segments")
 

@@ -142,9 +142,10 @@ def _ort_child(spec: dict) -> dict:
             latencies.append(time.perf_counter() - t0)
         head = next(iter(results[0].scores))
         rows = {r.path: [label for label, _ in r.top[head]] for r in results if r.ok}
+        segments = {s: sum(r.n_segments.get(s, 0) for r in results if r.ok) for s in tagger.batch_sizes}
         audio = sum(r.duration for r in results if r.ok)
         described = tagger.description
-    return {"wall_s": min(passes), "passes_wall_s": passes, "latencies_s": latencies, "audio_s": audio, "top5": rows,
+    return {"wall_s": min(passes), "passes_wall_s": passes, "latencies_s": latencies, "audio_s": audio, "top5": rows, "segments": segments,
             "failed": [r.path for r in results if not r.ok], "description": described, "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
@@ -159,12 +160,15 @@ def _torch_child(spec: dict) -> dict:
     models = [c.build_model() for c in checkpoints]
     labels, rate, batch = checkpoints[0].labels, checkpoints[0].config.sample_rate, spec["batch"]
 
+    counts: dict[str, int] = {}
+
     def tag(path: str) -> tuple[np.ndarray, float, dict]:
         audio = load_audio(path, rate)
         probs, levels = [], {}
         with torch.inference_mode():
             for model in models:
                 segments = torch.from_numpy(cut_segments(audio, model.config.segment_samples))
+                counts[model.config.name] = counts.get(model.config.name, 0) + len(segments)
                 sums: dict[str, torch.Tensor] = {}
                 for start in range(0, len(segments), batch):
                     for name, value in model(segments[start : start + batch]).items():
@@ -179,12 +183,13 @@ def _torch_child(spec: dict) -> dict:
     latencies, top5, audio = [], {}, 0.0
     for _ in range(spec["repeat"]):
         latencies, top5, audio = [], {}, 0.0
+        counts.clear()
         for path in spec["paths"]:
             t0 = time.perf_counter()
             scores, seconds, _ = tag(path)
             latencies.append(time.perf_counter() - t0)
             top5[path], audio = _top5(scores, labels), audio + seconds
-    return {"wall_s": sum(latencies), "passes_wall_s": [sum(latencies)], "latencies_s": latencies, "audio_s": audio, "top5": top5,
+    return {"wall_s": sum(latencies), "passes_wall_s": [sum(latencies)], "latencies_s": latencies, "audio_s": audio, "top5": top5, "segments": dict(counts),
             "failed": [], "description": f"torch {torch.__version__} eager fp32, {torch.get_num_threads()} threads, batch {batch}",
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
@@ -193,10 +198,11 @@ def child(spec: dict) -> dict:
     return _torch_child(spec) if spec["engine"] == "torch" else _ort_child(spec)
 
 
-def pipeline_row(name: str, result: dict) -> dict:
-    """songs/s, x real time and p50/p95 per-song latency of one engine's child result."""
+def pipeline_row(name: str, result: dict, flops: dict[str, int]) -> dict:
+    """songs/s, x real time, p50/p95 per-song latency and backbone GFLOP/s of one engine's child result."""
     songs = len(result["latencies_s"])
-    return {"pipeline": name, "description": result["description"], "songs": songs, "audio_s": round(result["audio_s"], 1),
+    total_flops = sum(flops[s] * n for s, n in result["segments"].items())
+    return {"segments": result["segments"], "achieved_gflops": round(total_flops / result["wall_s"] / 1e9, 1),"pipeline": name, "description": result["description"], "songs": songs, "audio_s": round(result["audio_s"], 1),
             "wall_s": round(result["wall_s"], 2), "songs_per_s": round(songs / result["wall_s"], 3),
             "x_realtime": round(result["audio_s"] / result["wall_s"], 1),
             "latency_p50_s": round(percentile(result["latencies_s"], 50), 3), "latency_p95_s": round(percentile(result["latencies_s"], 95), 3),
@@ -263,7 +269,11 @@ def compare(bundle: str, checkpoints: list[str], paths: list[str], *, repeat: in
     results["torch eager fp32"] = run_child("samplecnn.benchmarks.pipeline_profile",
                                             {"engine": "torch", "checkpoints": checkpoints, "paths": paths, "repeat": repeat, "batch": TORCH_BATCH})
     log(f"  pipeline torch eager: {results['torch eager fp32']['wall_s']:.1f} s")
-    rows = [pipeline_row(name, r) for name, r in results.items()]
+    from samplecnn.trainer.model import BackboneConfig
+
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    flops = {s["name"]: BackboneConfig.from_dict(s["config"]).flops_per_segment() for s in manifest["scales"]}
+    rows = [pipeline_row(name, r, flops) for name, r in results.items()]
     torch_row = rows[-1]
     for row in rows:
         row["speedup_vs_torch"] = round(row["songs_per_s"] / torch_row["songs_per_s"], 2)
@@ -277,10 +287,10 @@ def compare(bundle: str, checkpoints: list[str], paths: list[str], *, repeat: in
 
 
 def format_compare(result: dict, title: str) -> str:
-    lines = [title, f"{'pipeline':<22}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>7}{'p50 s':>7}{'p95 s':>7}{'x torch':>8}"]
+    lines = [title, f"{'pipeline':<22}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>7}{'p50 s':>7}{'p95 s':>7}{'GFLOP/s':>8}{'x torch':>8}"]
     for r in result["rows"]:
         lines.append(f"{r['pipeline']:<22}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{r['x_realtime']:>7}"
-                     f"{r['latency_p50_s']:>7}{r['latency_p95_s']:>7}{r['speedup_vs_torch']:>8}")
+                     f"{r['latency_p50_s']:>7}{r['latency_p95_s']:>7}{r['achieved_gflops']:>8}{r['speedup_vs_torch']:>8}")
     for name, a in result["top5_agreement_vs_ort_fp32"].items():
         lines.append(f"top-5 agreement of {name} with onnxruntime fp32: mean {a['mean']:.3f}, worst song {a['min']:.2f} ({a['songs']} songs)")
     c = result["cold_start"]

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     scales = ("3^9",) if quick else PRESET_SCALES
     log("== backbones")
     result["backbones"] = backbones.run(
-        widths=[width] if quick else [1.0, 0.25], min_seconds=0.02 if quick else args.min_seconds, min_calls=1 if quick else 2,
+        widths=[width] if quick else [1.0, 0.25], min_seconds=0.02 if quick else args.min_seconds, min_calls=1,
         workdir=workdir, scales=scales, main_batches=(1, 4) if quick else backbones.MAIN_BATCHES,
         other_batches=(1,) if quick else backbones.OTHER_BATCHES, log=log)
     log(backbones.format_table(result["backbones"]))
@@ -143,7 +143,7 @@ def export_agreement(bundle: Path) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(RESULTS), help="folder for bench.json and bench.png")
     parser.add_argument("--songs", type=int, default=8, help="mer4q test songs for the full-width pipeline comparison")
-    parser.add_argument("--agreement-songs", type=int, default=24, help="mer4q test songs for the trained model (agreement, timing)")
+    parser.add_argument("--agreement-songs", type=int, default=16, help="mer4q test songs for the trained model (agreement, timing)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per backbone configuration")
     parser.add_argument("--rss-file", help="song for the peak-RSS run (default: the longest example)")
     parser.add_argument("--audio", help="folder or CSV of songs replacing mer4q (smoke tests)")
