@@ -123,12 +123,45 @@ def run(args: argparse.Namespace, log=print) -> dict:
     log(format_targets(result["targets"]))
     out = Path(args.out)
     write_json(out / "bench.json", result)
+    (out / "bench.md").write_text(markdown(result))
     ratios = {r["pipeline"]: r["x_realtime"] for r in speed["rows"]}
     if "trained" in result["pipeline"]:
         ratios.update({f"{r['pipeline']} (w0.25)": r["x_realtime"] for r in result["pipeline"]["trained"]["rows"]})
     backbones.plot(result["backbones"], out / "bench.png", pipeline=ratios)
-    log(f"saved {out / 'bench.json'} and {out / 'bench.png'} in {result['seconds']:.0f} s")
+    log(f"saved {out / 'bench.json'}, bench.md and bench.png in {out} ({result['seconds']:.0f} s)")
     return result
+
+
+def markdown(result: dict) -> str:
+    """The run as Markdown tables (bench.md), for the README."""
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}), {m['memory_gb']} GB; onnxruntime {m['onnxruntime']}, "
+             f"torch {m['torch']}, numpy {m['numpy']}; {m['date_utc']}" + ("; **under load** (`samplecnn train` running)" if result["under_load"] else "; no other job running") + ".",
+             "", "| target | measured | required | verdict |", "|---|---|---|---|"]
+    for t in result["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']} | {t['required']} | {'met' if t['met'] else '**missed**'} |")
+    b = result["backbones"]
+    lines += ["", "Measured peak: " + "; ".join(f"{k} thread(s): fp32 GEMM {p['fp32_gflops']} GFLOP/s, int8 GEMM {p['int8_gops']} GOP/s"
+                                               for k, p in b["peak"].items()) + ".", "",
+              "| engine | scale | width | threads | batch | ms/segment | segments/s | GFLOP/s | % of peak | x torch |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in b["rows"]:
+        lines.append(f"| {r['engine']} | {r['scale']} | {r['width']:g} | {r['threads']} | {r['batch']} | {r['ms_per_segment']:.2f} | {r['segments_per_s']:.2f} | "
+                     f"{r['achieved_gflops']} | {100 * r['fraction_of_peak']:.1f}% | {r['speedup_vs_torch'] or ''} |")
+    for title, block in (("full-width presets, random weights", result["pipeline"]["speed"]), ("trained default model, width 0.25", result["pipeline"].get("trained"))):
+        if not block:
+            continue
+        lines += ["", f"Whole pipeline, {title} ({block['rows'][0]['songs']} mer4q test songs):", "",
+                  "| pipeline | songs/s | x real time | p50 s/song | p95 s/song | GFLOP/s | x torch |", "|---|---|---|---|---|---|---|"]
+        for r in block["rows"]:
+            lines.append(f"| {r['pipeline']} | {r['songs_per_s']} | {r['x_realtime']} | {r['latency_p50_s']} | {r['latency_p95_s']} | {r['achieved_gflops']} | {r['speedup_vs_torch']} |")
+        c = block["cold_start"]
+        lines.append("")
+        lines.append("Cold start (median s): " + ", ".join(f"{k} {v}" for k, v in c["median_s"].items()) + f" (ratio {c['ratio']}). Peak RSS of "
+                     "`samplecnn infer`: " + ", ".join(f"{r['precision']} {r['peak_rss_mb']} MB" for r in block["peak_rss"]) + ". int8 top-5 agreement "
+                     f"with fp32: {block['top5_agreement_vs_ort_fp32']['onnxruntime int8']['mean']}.")
+    for p in result.get("profiles", []):
+        lines += ["", "```", op_profile.format_profile(p), "```"]
+    return "\n".join(lines) + "\n"
 
 
 def export_agreement(bundle: Path) -> dict:
