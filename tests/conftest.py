@@ -72,4 +72,10 @@ def tiny_bundle(tiny_checkpoints, tmp_path_factory) -> Path:
     """An fp32 bundle exported from ``tiny_checkpoints``. Treat as read-only: copy before changing."""
     from samplecnn.export.bundle_writer import write_bundle
 
-    return write_bundle(tiny_checkpoints, tmp_path_factory.mktemp("bundles") / "tiny")
+    return write_bundle(tiny_checkpoints, tmp_path_factory.mktemp("bundles") / "tiny", parity_audio=DATA)
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint():
+    """``make_checkpoint(path, scale, seed)``: another tiny checkpoint (other weights, same recipe)."""
+    return make_tiny_checkpoint

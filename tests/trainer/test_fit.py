@@ -91,7 +91,7 @@ def test_second_head_kept_and_replaced_by_name(bundle_copy, clip_dataset, tmp_pa
     assert len(list(bundle_copy.glob("head_*.safetensors"))) == 2  # the replaced head file is gone
 
 
-def test_cache_is_reused_for_the_same_backbones_and_never_for_others(bundle_copy, tiny_checkpoints, clip_dataset, tmp_path):
+def test_cache_is_reused_for_the_same_backbones_and_never_for_others(bundle_copy, make_checkpoint, clip_dataset, tmp_path):
     from samplecnn.export.bundle_writer import write_bundle
 
     files = sorted(clip_dataset.glob("*.wav"))[:3]
@@ -106,9 +106,7 @@ def test_cache_is_reused_for_the_same_backbones_and_never_for_others(bundle_copy
     with Tagger(bundle_copy) as tagger:
         assert bundle_feature_key(tagger.bundle, "fp32", None) == key
     # Another bundle (other weights) gets another key; its vectors differ.
-    from conftest import make_tiny_checkpoint
-
-    other_weights = make_tiny_checkpoint(tmp_path / "other.safetensors", "2^14", seed=99)
+    other_weights = make_checkpoint(tmp_path / "other.safetensors", "2^14", seed=99)
     other = write_bundle([other_weights], tmp_path / "other")
     with Tagger(other) as tagger:
         other_key = bundle_feature_key(tagger.bundle, "fp32", None)
