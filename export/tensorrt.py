@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..runtime import trt_support
+from ..runtime.trt_support import REBUILD, cuda_call, engine_compatible
 from .errors import ExportError
 
-INSTALL = "pip install 'samplecnn[trt]'"
-REBUILD = "rebuild the engine on this machine with `samplecnn export CHECKPOINT... --engine trt`"
 DEFAULT_PROFILE = (1, 16, 64)  # min / opt / max batch: serving batches 16 segments by default
 WORKSPACE_BYTES = 4 << 30  # 3^9 at batch 64 needs well under 1 GiB of scratch; 4 leaves tactic room
 
@@ -43,55 +43,15 @@ def default_timing_cache() -> Path:
 
 def import_tensorrt():
     """(tensorrt, cudart) or :class:`TensorRTError` naming the extra to install."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise TensorRTError(f"--engine trt needs the tensorrt package, which is not installed: {INSTALL} (on a machine with an NVIDIA GPU), or use --engine onnx") from exc
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python
-        except ImportError as exc:
-            raise TensorRTError(f"--engine trt needs cuda-python to find the GPU, which is not installed: {INSTALL}") from exc
-    return trt, cudart
+    return trt_support.import_tensorrt(TensorRTError, "--engine trt")
 
 
 def _cuda(result):
-    """cuda-python returns (error, *values); raise on an error, return the values."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise TensorRTError(f"CUDA call failed ({err}); is an NVIDIA GPU and driver present? TensorRT engines need one")
-    return values[0] if len(values) == 1 else values
+    return cuda_call(result, TensorRTError)
 
 
 def current_gpu(cudart) -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') of CUDA device 0, as the runtime reads them."""
-    props = _cuda(cudart.cudaGetDeviceProperties(0))
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
-
-
-def _field(spec, name: str) -> str:
-    value = spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
-    return "" if value is None else str(value)
-
-
-def engine_compatible(engine_spec, trt_version: str, gpu: str, compute_capability: str | None = None) -> tuple[bool, str]:
-    """Whether an engine (manifest ``engines`` entry, dict or EngineSpec) runs here: (ok, reason).
-
-    A TensorRT engine is tied to the exact TensorRT release and to the GPU model it was built
-    on (kernels are chosen and timed per SM), so both must match exactly; the reason says what
-    differs and how to rebuild. ``compute_capability`` is compared when given.
-    """
-    built_trt, built_gpu, built_cc = (_field(engine_spec, k) for k in ("tensorrt_version", "gpu", "compute_capability"))
-    file = _field(engine_spec, "file") or "engine"
-    if built_trt != str(trt_version):
-        return False, f"{file} was built with TensorRT {built_trt}, this is TensorRT {trt_version}; {REBUILD}"
-    if built_gpu != str(gpu) or (compute_capability is not None and built_cc != str(compute_capability)):
-        here = f"{gpu}" + (f" (compute {compute_capability})" if compute_capability is not None else "")
-        return False, f"{file} was built for {built_gpu} (compute {built_cc}), this GPU is {here}; {REBUILD}"
-    return True, f"{file}: TensorRT {built_trt} on {built_gpu} matches"
+    return trt_support.current_gpu(cudart, TensorRTError)
 
 
 def check_engine_compatible(engine_spec, trt_version: str, gpu: str, compute_capability: str | None = None) -> None:

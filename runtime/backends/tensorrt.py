@@ -15,41 +15,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..bundle import Bundle, BundleError, EngineSpec, ScaleSpec
+from .. import trt_support
+from ..trt_support import REBUILD, cuda_call, engine_compatible
 from .base import Backend, BackendError
-
-INSTALL = "pip install 'samplecnn[trt]'"
-REBUILD = "rebuild the engine on this machine with `samplecnn export --engine trt`"
-
 
 def import_tensorrt():
     """(tensorrt, cudart) or BackendError naming the extra to install."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise BackendError(f"backend 'trt' needs the tensorrt package, which is not installed: {INSTALL}") from exc
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python
-        except ImportError as exc:
-            raise BackendError(f"backend 'trt' needs cuda-python for device memory, which is not installed: {INSTALL}") from exc
-    return trt, cudart
+    return trt_support.import_tensorrt(BackendError, "backend 'trt'")
 
 
 def _check(result):
-    """cuda-python returns (error, *values); raise on an error, return the values."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise BackendError(f"CUDA call failed: {err}")
-    return values[0] if len(values) == 1 else values
-
-
-def current_gpu(cudart) -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') of CUDA device 0."""
-    props = _check(cudart.cudaGetDeviceProperties(0))
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
+    return cuda_call(result, BackendError)
 
 
 def select_engine(bundle: Bundle, scale: ScaleSpec, precision: str | None) -> EngineSpec:
@@ -78,7 +54,9 @@ class TrtBackend(Backend):
         trt, cudart = import_tensorrt()
         self.trt, self.cudart = trt, cudart
         self.engine_spec = select_engine(bundle, scale, precision)
-        self._check_compatible(trt.__version__, *current_gpu(cudart))
+        ok, reason = engine_compatible(self.engine_spec, trt.__version__, *trt_support.current_gpu(cudart, BackendError))
+        if not ok:
+            raise BackendError(reason)
         self.precision = self.engine_spec.precision
         logger = trt.Logger(trt.Logger.ERROR)
         self.runtime = trt.Runtime(logger)
@@ -100,18 +78,6 @@ class TrtBackend(Backend):
         self.stream = _check(cudart.cudaStreamCreate())
         self.capacity = 0
         self.buffers: dict[str, int] = {}
-
-    def _check_compatible(self, trt_version: str, gpu: str, capability: str) -> None:
-        spec = self.engine_spec
-        if spec.tensorrt_version != trt_version:
-            raise BackendError(
-                f"engine {spec.file} was built with TensorRT {spec.tensorrt_version}, this is TensorRT {trt_version}; {REBUILD}"
-            )
-        if spec.gpu != gpu or spec.compute_capability != capability:
-            raise BackendError(
-                f"engine {spec.file} was built for {spec.gpu} (compute {spec.compute_capability}), "
-                f"this GPU is {gpu} (compute {capability}); {REBUILD}"
-            )
 
     @property
     def description(self) -> str:
