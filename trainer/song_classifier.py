@@ -97,8 +97,18 @@ def fit_classifier(
 ) -> FittedClassifier:
     """Train on (n, D) song vectors and (n, C) labels; early stopping on the validation loss.
 
-    Standardisation statistics come from ``x_train`` only.
+    Standardisation statistics come from ``x_train`` only. Runs single-threaded: the network
+    is tiny, and torch's thread pool only spin-waits against other work on a busy machine.
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(x_train, y_train, x_valid, y_valid, task, config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(x_train, y_train, x_valid, y_valid, task: str, config: ClassifierConfig) -> FittedClassifier:
     if len(x_train) == 0 or len(x_valid) == 0:
         raise ValueError(f"empty split: {len(x_train)} training and {len(x_valid)} validation songs; both need at least one")
     loss_fn = _loss_fn(task)
