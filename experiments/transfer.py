@@ -25,7 +25,7 @@ import torch
 
 from samplecnn.export.bundle_writer import export_bundle
 from samplecnn.runtime.tagger import Tagger
-from samplecnn.trainer.ablation import ablation_rows, best_gain, save_ablation, to_markdown
+from samplecnn.trainer.ablation import ablation_rows, save_ablation, to_markdown
 from samplecnn.trainer.checkpoint import load_checkpoint, save_checkpoint
 from samplecnn.trainer.data import read_manifest_splits
 from samplecnn.trainer.fit import split_vectors
@@ -70,8 +70,7 @@ def bundle_for(name: str, checkpoints: list[Path], work: Path) -> Path:
     return out
 
 
-def run(sources: dict[str, Path], out: Path, work: Path, cache: Path, config: ClassifierConfig) -> list[dict]:
-    tables = []
+def run(sources: dict[str, Path], out: Path, work: Path, cache: Path, config: ClassifierConfig) -> None:
     for source, folder in sources.items():
         trained = checkpoints_of(folder)
         bundles = {
@@ -92,9 +91,7 @@ def run(sources: dict[str, Path], out: Path, work: Path, cache: Path, config: Cl
                 rows += part if label == "trained" else [r for r in part if r["levels"] == "last three" and r["scales"].startswith("all")]
             title = f"backbones pre-trained on {source} tags -> {target} ({dataset.task}, test split)"
             save_ablation(rows, dataset.task, out / f"{source}_to_{target}", title=title)
-            tables.append({"title": title, "task": dataset.task, "rows": rows, "gain": best_gain([r for r in rows if r["backbones"] == "trained"], dataset.task)})
             print(to_markdown(rows, dataset.task, title))
-    return tables
 
 
 def main() -> None:
@@ -108,12 +105,17 @@ def main() -> None:
     sources = {k: Path(v) for k, v in (b.split("=", 1) for b in args.backbones)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = run(sources, out, Path(args.work), Path(args.cache_dir), ClassifierConfig(seed=args.seed))
+    run(sources, out, Path(args.work), Path(args.cache_dir), ClassifierConfig(seed=args.seed))
+    write_summary(out)
+
+
+def write_summary(out: Path) -> None:
+    """out/README.md with every (source, target) table found in ``out`` (earlier runs too)."""
     lines = ["# Transfer learning and the levels x scales ablation", "", "Produced by `python experiments/transfer.py`; see README.", ""]
-    for t in tables:
+    for path in sorted(out.glob("*_to_*.json")):
+        t = json.loads(path.read_text())
         lines += [to_markdown(t["rows"], t["task"], t["title"]), f"Multi-level + multi-scale vs best single-scale last layer: `{json.dumps(t['gain'])}`", ""]
     (out / "README.md").write_text("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()
