@@ -98,9 +98,11 @@ runpy.run_module("samplecnn.cli", run_name="__main__")
 """
 
 
-def peak_rss(bundle: str, precision: str, long_file: str) -> dict:
-    """Run `samplecnn infer` (default settings) in a fresh process; its peak RSS (VmHWM) in MB."""
-    command = [sys.executable, "-c", _RUN_CLI_AND_REPORT_HWM, "infer", "--bundle", bundle, "--precision", precision, "--no-progress", long_file]
+def peak_rss(bundle: str | None, precision: str, long_file: str) -> dict:
+    """Run `samplecnn infer` (default settings; bundle None = the installed default model) in a
+    fresh process; its peak RSS (VmHWM) in MB."""
+    chosen = ["--bundle", bundle] if bundle else []
+    command = [sys.executable, "-c", _RUN_CLI_AND_REPORT_HWM, "infer", *chosen, "--precision", precision, "--no-progress", long_file]
     t0 = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
@@ -108,7 +110,7 @@ def peak_rss(bundle: str, precision: str, long_file: str) -> dict:
         raise SystemExit(f"samplecnn infer failed:\n{done.stderr}")
     maxrss_kb = int(done.stderr.rsplit("VmHWM_KB=", 1)[1].split()[0])
     audio = audio_info(long_file).duration
-    return {"bundle": Path(bundle).name, "precision": precision, "file": long_file, "audio_h": round(audio / 3600, 2),
+    return {"bundle": Path(bundle).name if bundle else "default model", "precision": precision, "file": long_file, "audio_h": round(audio / 3600, 4),
             "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(maxrss_kb / 1024, 1)}
 
 
@@ -237,11 +239,13 @@ print(song, [checkpoints[0].labels[i] for i in np.argsort(-scores)[:5]])
 """
 
 
-def cold_start(bundle: str, checkpoints: list[str], song: str, repeat: int = 3) -> dict:
+def cold_start(bundle: str | None, checkpoints: list[str], song: str, repeat: int = 3) -> dict:
     """Process start to first result (one song, then exit): `samplecnn infer` vs a torch process.
 
-    Alternated, after one untimed run of each (so both find the files in the page cache)."""
-    commands = {"samplecnn infer (onnxruntime)": _cli() + ["infer", "--bundle", bundle, "--no-progress", song],
+    Alternated, after one untimed run of each (so both find the files in the page cache).
+    ``bundle`` None: `samplecnn infer` with the installed default model (no --bundle)."""
+    chosen = ["--bundle", bundle] if bundle else []
+    commands = {"samplecnn infer (onnxruntime)": _cli() + ["infer", *chosen, "--no-progress", song],
                 "torch process": [sys.executable, "-c", _TORCH_COLD_START, song, *checkpoints]}
     times: dict[str, list[float]] = {name: [] for name in commands}
     for attempt in range(repeat + 1):

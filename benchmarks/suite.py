@@ -32,6 +32,12 @@ TARGETS = {
 }
 
 
+def default_model_installed() -> bool:
+    from samplecnn.runtime.tagger import DEFAULT_MODEL
+
+    return (DEFAULT_MODEL / "manifest.json").is_file()
+
+
 def longest_example() -> str:
     from samplecnn.runtime.audio import audio_info
 
@@ -56,11 +62,12 @@ def evaluate_targets(result: dict) -> list[dict]:
     agreement = agreement_source["top5_agreement_vs_ort_fp32"]["onnxruntime int8"]
     add("int8 top-5 agreement >= 95% vs fp32", agreement["mean"], TARGETS["int8_top5_agreement"], agreement["mean"] >= 0.95,
         f"{'trained default model' if result['pipeline'].get('trained') else 'random weights'}, {agreement['songs']} held-out songs, worst {agreement['min']}")
-    cold = [main["cold_start"]] + ([result["pipeline"]["trained"]["cold_start"]] if result["pipeline"].get("trained") else [])
+    blocks = [main] + [result["pipeline"][k] for k in ("trained", "default_model") if result["pipeline"].get(k)]
+    cold = [b["cold_start"] for b in blocks]
     worst = max(c["ratio"] for c in cold)
     add("cold start <= 1/3 of a torch process", worst, round(TARGETS["cold_start_ratio"], 3), worst <= TARGETS["cold_start_ratio"],
         "; ".join(f"{c['median_s']}" for c in cold))
-    rss = [r for block in (main, result["pipeline"].get("trained")) if block for r in block["peak_rss"]]
+    rss = [r for block in blocks for r in block["peak_rss"]]
     worst_rss = max(r["peak_rss_mb"] for r in rss)
     add("peak RSS of samplecnn infer <= 200 MB (defaults)", worst_rss, TARGETS["peak_rss_mb"], worst_rss <= 200.0,
         "; ".join(f"{r['bundle']} {r['precision']} {r['peak_rss_mb']} MB" for r in rss))
@@ -115,6 +122,13 @@ def run(args: argparse.Namespace, log=print) -> dict:
         block["export_int8_agreement"] = export_agreement(bundle)
         result["pipeline"]["trained"] = block
         log(pipeline_profile.format_compare(block, "whole pipeline, trained default model (width 0.25, runs/mer4q)"))
+    if not quick and default_model_installed() and trained:
+        song = paths[0]
+        result["pipeline"]["default_model"] = {"cold_start": pipeline_profile.cold_start(None, [str(p) for p in trained], song),
+                                               "peak_rss": [pipeline_profile.peak_rss(None, p, rss_file) for p in ("fp32", "int8")]}
+        d = result["pipeline"]["default_model"]
+        log(f"default model (runtime/default_model, with heads): cold start {d['cold_start']['median_s']} ratio {d['cold_start']['ratio']}; "
+            f"peak RSS " + ", ".join(f"{r['precision']} {r['peak_rss_mb']} MB" for r in d["peak_rss"]))
     result["targets"] = evaluate_targets(result)
     result["training_running_at_end"] = training_running()
     result["under_load"] = bool(result["machine"]["training_running_at_start"] or result["training_running_at_end"])
@@ -159,6 +173,11 @@ def markdown(result: dict) -> str:
         lines.append("Cold start (median s): " + ", ".join(f"{k} {v}" for k, v in c["median_s"].items()) + f" (ratio {c['ratio']}). Peak RSS of "
                      "`samplecnn infer`: " + ", ".join(f"{r['precision']} {r['peak_rss_mb']} MB" for r in block["peak_rss"]) + ". int8 top-5 agreement "
                      f"with fp32: {block['top5_agreement_vs_ort_fp32']['onnxruntime int8']['mean']}.")
+    d = result["pipeline"].get("default_model")
+    if d:
+        lines += ["", "Installed default model (`samplecnn infer SONG`, no options: runtime/default_model with its heads): cold start "
+                  + ", ".join(f"{k} {v} s" for k, v in d["cold_start"]["median_s"].items()) + f" (ratio {d['cold_start']['ratio']}); peak RSS "
+                  + ", ".join(f"{r['precision']} {r['peak_rss_mb']} MB" for r in d["peak_rss"]) + "."]
     for p in result.get("profiles", []):
         lines += ["", "```", op_profile.format_profile(p), "```"]
     return "\n".join(lines) + "\n"
