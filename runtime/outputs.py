@@ -169,18 +169,20 @@ class ResultWriter:
         self.close(success=exc_type is None)
 
 
-def format_table(results: list[SongResult], width: int = 100) -> str:
-    """Plain-text table: one line per song (path, duration, top tags of each head)."""
+def format_table(results: list[SongResult], width: int = 110) -> str:
+    """Plain-text table: per song a line for each head (path and duration on the first)."""
     lines = []
     for r in results:
         name = r.path if len(r.path) <= 40 else "..." + r.path[-37:]
         if not r.ok:
             lines.append(f"{name:<40} {'':>7}  FAILED: {r.error}")
             continue
-        tags = "  ".join(f"{label} {score:.2f}" for pairs in r.top.values() for label, score in pairs)
-        lines.append(f"{name:<40} {r.duration:6.1f}s  {tags}"[:width])
+        for i, (head, pairs) in enumerate(r.top.items()):
+            tags = "  ".join(f"{label} {score:.2f}" for label, score in pairs)
+            prefix = f"{name:<40} {r.duration:6.1f}s" if i == 0 else " " * 48
+            lines.append(f"{prefix}  {head:<12} {tags}"[:width])
     return "\n".join(lines)
 
 
 def table_header() -> str:
-    return f"{'song':<40} {'length':>7}  top tags"
+    return f"{'song':<40} {'length':>7}  {'head':<12} top tags (score)"
