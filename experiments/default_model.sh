@@ -18,7 +18,7 @@ HEAD_OPTS=(--hidden 256 --dropout 0.5 --seed 0 --cache-dir "$CACHE")
 
 rm -rf "$WORK"
 $SC export "$RUNS"/2-14/best.safetensors "$RUNS"/3-9/best.safetensors "$RUNS"/5-6/best.safetensors \
-  --out "$WORK" --precision int8 --parity-audio examples/ --calibration "$DATA/mer4q/train.csv" \
+  --out "$WORK" --precision int8 --parity-audio "$DATA/mer4q/valid.csv" --calibration "$DATA/mer4q/train.csv" \
   --training-data "mer4q (4Q audio emotion dataset, AllMusic previews): tags column, 20 genres + 40 moods, train split 610 songs"
 $SC fit "$WORK" -d "$DATA/mer4q/train.csv" --label-column tags --name tags "${HEAD_OPTS[@]}" \
   --ablation experiments/results/default_mer4q_tags

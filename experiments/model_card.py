@@ -66,18 +66,33 @@ def training_section(manifest: dict, runs: Path) -> list[str]:
     for scale, info in manifest["provenance"].get("checkpoints", {}).items():
         t = info.get("training", {})
         best, test = t.get("best", {}), t.get("test", {}) or {}
-        seconds = t.get("train_seconds") or t.get("seconds") or 0
+        seconds = t.get("train_seconds") or 0
         lines.append(
-            f"| {scale} | {t.get('epochs_run', t.get('epochs', '?'))} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
+            f"| {scale} | {t.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
             f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {float(seconds) / 60:.0f} min | "
-            f"{_fmt(t.get('segments_per_second', '?'))} | {t.get('device', '?')} |"
+            f"{t.get('segments_per_second', '?')} | {t.get('device', '?')} |"
         )
-        if t.get("command"):
-            commands.append(t["command"])
+        width = next(s["config"]["width"] for s in manifest["scales"] if s["name"] == scale)
+        commands.append(
+            f"samplecnn train ../shared/data/mer4q/train.csv --label-column {t.get('label_column', 'tags')} --scale {scale} "
+            f"--width {width} --optimizer {t.get('optimizer', '?')} --lr {t.get('lr', '?')} --batch-size {t.get('batch_size', '?')} "
+            f"--crops-per-clip {t.get('crops_per_clip', 1)} --epochs {t.get('epochs', '?')} --seed {t.get('seed', 0)} "
+            f"--threads 1 --out runs/mer4q/{scale.replace('^', '-')}"
+        )
     lines += ["", f"Machine: {platform.machine()} CPU, 2 cores (the project's dev machine, shared with other jobs), seed 0.", ""]
-    lines += ["Commands (the first run of each; later runs resumed it with `--resume --epochs N`):", "", "```bash", *commands, "```", ""]
+    lines += [
+        "Equivalent commands (the runs were interrupted by `--max-minutes` budgets and continued with "
+        "`--resume`, which reproduces an uninterrupted run bit for bit; the best epoch's weights are shipped):",
+        "", "```bash", *commands, "```", "",
+    ]
     lines += [f"Run folders: `{runs}/<scale>/` (metrics.jsonl per epoch). Rebuild everything after training with `experiments/default_model.sh`.", ""]
     return lines
+
+
+def _dataset_name(text: str) -> str:
+    """'../shared/data/mer4q/train.csv [quadrant]' -> 'mer4q quadrant'."""
+    path, _, column = text.partition(" [")
+    return f"{Path(path).parent.name} {column.rstrip(']')}".strip()
 
 
 def heads_section(bundle: Bundle) -> list[str]:
@@ -87,11 +102,15 @@ def heads_section(bundle: Bundle) -> list[str]:
         m = head.metrics.get("splits", {}).get("test", {})
         n = head.metrics.get("n_songs", {})
         lines.append(
-            f"| {head.name} | {head.task} | {len(head.labels)} | {head.metrics.get('dataset', '?')} | {_fmt(m.get('roc_auc', '-'))} | "
+            f"| {head.name} | {head.task} | {len(head.labels)} | {_dataset_name(head.metrics.get('dataset', '?'))} | {_fmt(m.get('roc_auc', '-'))} | "
             f"{_fmt(m.get('pr_auc', '-'))} | {_fmt(m.get('accuracy', '-'))} | {_fmt(m.get('macro_f1', '-'))} | "
             f"{n.get('train', '?')}/{n.get('valid', '?')}/{n.get('test', '?')} |"
         )
-    lines += ["", "Chance: ROC-AUC 0.5; quadrant accuracy 0.25 (four balanced classes).", ""]
+    lines += [
+        "", "Chance: ROC-AUC 0.5; quadrant accuracy 0.25 (four balanced classes). Quadrants of Russell's "
+        "valence-arousal plane: Q1 positive + energetic (happy, excited), Q2 negative + energetic (angry, tense), "
+        "Q3 negative + calm (sad, depressed), Q4 positive + calm (relaxed, serene).", "",
+    ]
     return lines
 
 
@@ -100,8 +119,14 @@ def quantization_section(manifest: dict) -> list[str]:
     for scale in manifest["scales"]:
         q = scale.get("quantization", {}).get("int8")
         if q:
-            agreement = q.get("top5_agreement", q.get("agreement", {}))
-            lines.append(f"- {scale['name']}: int8 top-5 tag agreement with fp32 on held-out songs: `{json.dumps(agreement)[:200]}`")
+            songs = q.get("evaluation_songs")
+            n = len(songs) if isinstance(songs, list) else songs
+            lines.append(
+                f"- {scale['name']}: top-{q['top_k']} tag agreement with fp32 {q['top_k_agreement_mean']:.3f} on average "
+                f"(worst song {q['top_k_agreement_min']:.2f}) over {n} held-out songs ({q['evaluation_segments']} segments); "
+                f"song tag-score error max {q['song_tag_score_max_abs_diff']:.4f}, mean {q['song_tag_score_mean_abs_diff']:.4f}; "
+                f"calibrated on {q['calibration_segments']} segments of other songs"
+            )
     lines += ["", "Width 0.25 is the size choice: about 16x fewer FLOPs and parameters than the paper's width 1; "
               "the cost in accuracy was not measured here (full width does not train in the time this CPU had).", ""]
     return lines
