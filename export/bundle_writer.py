@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime._version import __version__ as samplecnn_version
-from ..runtime.bundle import FORMAT, PRECISIONS, SCHEMA_VERSION, publish_folder_atomically, scale_file_stem, write_manifest_atomically
-from ..trainer.checkpoint import Checkpoint, file_sha256, load_checkpoint
+from ..runtime.bundle import FORMAT, PRECISIONS, SCHEMA_VERSION, publish_folder_atomically, scale_file_stem, sha256_file, write_manifest_atomically
+from ..trainer.checkpoint import Checkpoint, load_checkpoint
 from ..trainer.model import INPUT_NAME, LOGITS_NAME
 from .audio_sets import AudioSourceError, Song, content_digest, list_audio, load_songs, pick_evenly, split_holdout, stack_segments
 from .errors import ExportError
@@ -259,7 +259,7 @@ def provenance(loaded: list[tuple[Path, Checkpoint]], training_data: str | None,
     import torch
 
     checkpoints = {
-        ckpt.config.name: {"file": path.name, "sha256": file_sha256(path), "training": ckpt.training} for path, ckpt in loaded
+        ckpt.config.name: {"file": path.name, "sha256": sha256_file(path), "training": ckpt.training} for path, ckpt in loaded
     }
     recorded = {ckpt.training.get("training_data") or ckpt.training.get("dataset") for _, ckpt in loaded} - {None}
     return {

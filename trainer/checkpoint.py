@@ -3,7 +3,6 @@ record as JSON in its metadata, so a model is rebuilt from the file alone (no pi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -96,10 +95,3 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         training=json.loads(metadata.get("training", "{}")),
     )
 
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
