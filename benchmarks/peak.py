@@ -1,9 +1,9 @@
-"""The machine's measured compute limit: a large fp32 GEMM and an int8 GEMM, per thread count.
+"""The machine's measured compute limit: the best of several fp32 GEMMs and an int8 GEMM, per thread count.
 
 Every backbone figure is read against these (achieved GFLOP/s = flops_per_segment x segments/s),
 so "fraction of peak" means fraction of what this CPU's best GEMM kernels reach right now,
-on the same cores, in the same run. fp32: numpy's BLAS and onnxruntime's MatMul (MLAS), the
-better of the two is the peak. int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; uses
+on the same cores, in the same run. fp32: numpy's BLAS, onnxruntime's MatMul (MLAS) and
+torch.mm (MKL) on square and convolution-shaped GEMMs; the best of all is the peak. int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; uses
 VNNI/AMX where the CPU has them). Run alone:
 
     python -m samplecnn.benchmarks.peak [--threads 1 --threads 2] [--seconds 1]
@@ -19,67 +19,90 @@ import numpy as np
 
 from .common import report_child, run_child, time_calls
 
-FP32_SIZE = 2048  # 17.2 GFLOP per call: large enough that packing and threading overheads vanish
+# fp32: square GEMMs, and the shape of the backbones' big convolutions as im2col GEMMs
+# (frames x (m * C_in) x C_out: 5^6 block 1 is 15625 x 640 x 128): the best of all is the peak,
+# so a convolution can never be credited with more than 100% of what a GEMM reaches here.
+FP32_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (16384, 640, 128), (8192, 384, 128))
 INT8_SIZE = 4096  # int8 kernels are 4-20x faster; a bigger GEMM keeps each call > 10 ms
 
 
-def _matmul_model(size: int, int8: bool):
-    import onnx
+def _matmul_model(shape: tuple[int, int, int], int8: bool):
     from onnx import TensorProto, helper
 
+    m, k, n = shape
     rng = np.random.default_rng(0)
     if int8:
-        weight = rng.integers(-127, 128, (size, size), dtype=np.int8)
+        weight = rng.integers(-127, 128, (k, n), dtype=np.int8)
         node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
-        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])
-        y = helper.make_tensor_value_info("y", TensorProto.INT32, [size, size])
-        b = helper.make_tensor("b", TensorProto.INT8, [size, size], weight.tobytes(), raw=True)
+        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])
+        y = helper.make_tensor_value_info("y", TensorProto.INT32, [m, n])
+        b = helper.make_tensor("b", TensorProto.INT8, [k, n], weight.tobytes(), raw=True)
     else:
-        weight = rng.standard_normal((size, size), dtype=np.float32)
+        weight = rng.standard_normal((k, n), dtype=np.float32)
         node = helper.make_node("MatMul", ["a", "b"], ["y"])
-        a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])
-        b = helper.make_tensor("b", TensorProto.FLOAT, [size, size], weight.tobytes(), raw=True)
+        a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
+        b = helper.make_tensor("b", TensorProto.FLOAT, [k, n], weight.tobytes(), raw=True)
     graph = helper.make_graph([node], "gemm", [a], [y], initializer=[b])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     return model.SerializeToString()
 
 
-def _ort_gemm(size: int, int8: bool, threads: int, seconds: float) -> float:
-    """G(FL)OP/s of one onnxruntime MatMul / MatMulInteger of size^3 (weights constant, as in a conv)."""
+def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: float) -> float:
+    """G(FL)OP/s of one onnxruntime MatMul / MatMulInteger (m, k) x (k, n) (weights constant, as in a conv)."""
     import onnxruntime as ort
 
+    m, k, n = shape
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(_matmul_model(size, int8), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(_matmul_model(shape, int8), options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
-    a = rng.integers(0, 256, (size, size), dtype=np.uint8) if int8 else rng.standard_normal((size, size), dtype=np.float32)
+    a = rng.integers(0, 256, (m, k), dtype=np.uint8) if int8 else rng.standard_normal((m, k), dtype=np.float32)
     times = time_calls(lambda: session.run(None, {"a": a}), min_seconds=seconds, min_calls=3)
-    return 2 * size**3 / min(times) / 1e9
+    return 2 * m * k * n / min(times) / 1e9
 
 
-def _numpy_gemm(size: int, seconds: float) -> float:
+def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
+    m, k, n = shape
     rng = np.random.default_rng(2)
-    a, b = rng.standard_normal((size, size), dtype=np.float32), rng.standard_normal((size, size), dtype=np.float32)
-    out = np.empty_like(a)
+    a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
     times = time_calls(lambda: np.matmul(a, b, out=out), min_seconds=seconds, min_calls=3)
-    return 2 * size**3 / min(times) / 1e9
+    return 2 * m * k * n / min(times) / 1e9
+
+
+def _torch_gemms(threads: int, seconds: float) -> dict[str, float]:
+    """torch.mm (MKL sgemm on x86 wheels), when torch is installed: often the best 2-thread GEMM."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(threads)
+    out = {}
+    for m, k, n in FP32_SHAPES[1:3]:
+        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        times = time_calls(lambda: torch.mm(a, b, out=c), min_seconds=seconds, min_calls=3)
+        out[f"torch.mm fp32 {m}x{k}x{n}"] = round(2 * m * k * n / min(times) / 1e9, 1)
+    return out
 
 
 def child(spec: dict) -> dict:
     threads, seconds = spec["threads"], spec["seconds"]
-    numpy_fp32 = _numpy_gemm(FP32_SIZE, seconds)
-    ort_fp32 = _ort_gemm(FP32_SIZE, False, threads, seconds)
-    ort_int8 = _ort_gemm(INT8_SIZE, True, threads, seconds)
+    detail = {}
+    for shape in FP32_SHAPES:
+        name = "x".join(map(str, shape))
+        detail[f"numpy matmul fp32 {name}"] = round(_numpy_gemm(shape, seconds / 2), 1)
+        detail[f"onnxruntime MatMul fp32 {name}"] = round(_ort_gemm(shape, False, threads, seconds / 2), 1)
+    detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"] = round(_ort_gemm((INT8_SIZE,) * 3, True, threads, seconds), 1)
+    detail.update(_torch_gemms(threads, seconds / 2))  # last: its OpenMP pool would spin under the others
     return {
         "threads": threads,
-        "fp32_gflops": round(max(numpy_fp32, ort_fp32), 1),
-        "int8_gops": round(ort_int8, 1),
-        "detail": {f"numpy matmul fp32 {FP32_SIZE}^3": round(numpy_fp32, 1), f"onnxruntime MatMul fp32 {FP32_SIZE}^3": round(ort_fp32, 1),
-                   f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3": round(ort_int8, 1)},
+        "fp32_gflops": max(v for k, v in detail.items() if "fp32" in k),
+        "int8_gops": detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"],
+        "detail": detail,
     }
 
 
