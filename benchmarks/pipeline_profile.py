@@ -121,7 +121,7 @@ def peak_rss(bundle: str | None, precision: str, long_file: str) -> dict:
 # segments, run the unfolded SampleCNN of each checkpoint (torch.inference_mode, torch's
 # default threads), average each level and sigmoid(logits) over segments, mean over scales.
 
-TORCH_BATCH = 8  # segments per torch call: the runtime's largest CPU default (MAX_CPU_BATCH)
+TORCH_BATCH = 1  # segments per torch call: torch eager is fastest at batch 1 on this CPU (benchmarks/backbones.py), so the baseline gets its best
 
 
 def _top5(scores: np.ndarray, labels) -> list[str]:
