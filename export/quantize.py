@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.atomic import atomic_path
 from .audio_sets import Song
 from .errors import ExportError
 from .parity import compare, cpu_session, run_session
@@ -118,14 +119,8 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     model = onnx.load(str(fp32_path))
     half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out_path) as tmp:
         onnx.save(half, tmp)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out_path
 
 

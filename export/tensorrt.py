@@ -20,11 +20,11 @@ no tensorrt) so the runtime can apply the same rule before deserializing an engi
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from ..runtime import trt_support
+from ..runtime.atomic import write_bytes_atomically
 from ..runtime.trt_support import REBUILD, cuda_call, engine_compatible
 from .errors import ExportError
 
@@ -107,8 +107,8 @@ def build_engine(
     if serialized is None:
         raise TensorRTError(f"TensorRT failed to build an engine from {onnx_path} on {gpu}; see the TensorRT log above")
     seconds = time.perf_counter() - started
-    _write_atomically(cache_path, bytes(config.get_timing_cache().serialize()))
-    _write_atomically(Path(plan_path), bytes(serialized))
+    write_bytes_atomically(cache_path, bytes(config.get_timing_cache().serialize()))
+    write_bytes_atomically(plan_path, bytes(serialized))
     return {
         "file": Path(plan_path).name,
         "precision": precision,
@@ -168,10 +168,3 @@ def run_engine(plan_path: str | Path, input_name: str, segments, batch_size: int
         cudart.cudaStreamDestroy(stream)
     return {name: np.concatenate(parts) for name, parts in results.items()}
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

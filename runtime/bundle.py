@@ -47,6 +47,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_path
+
 FORMAT = "samplecnn-bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -262,11 +264,9 @@ def write_manifest_atomically(root: Path, manifest: dict) -> None:
     """Recompute every hash, then replace manifest.json atomically (for in-place updates)."""
     manifest = dict(manifest)
     manifest["files"] = {rel: sha256_file(root / rel) for rel in sorted(set(referenced_files(manifest)) | set(manifest.get("extra_files", [])))}
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=root)
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(root / MANIFEST) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=False)
         f.write("\n")
-    os.replace(tmp, root / MANIFEST)
 
 
 def publish_folder_atomically(staging: Path, destination: Path) -> None:

@@ -4,8 +4,6 @@ record as JSON in its metadata, so a model is rebuilt from the file alone (no pi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
+from ..runtime.atomic import atomic_path
 from .model import BackboneConfig, SampleCNN
 
 FORMAT = "samplecnn-backbone"
@@ -53,15 +52,8 @@ def save_checkpoint(path: str | Path, model: SampleCNN, labels: list[str], train
         "training": json.dumps(training or {}, sort_keys=True),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ..runtime.atomic import atomic_path
 from ..runtime.bundle import Bundle
 from ..runtime.heads import song_vector
 from .progress import Progress
@@ -72,14 +71,8 @@ class SongVectors:
 
 def _write(path: Path, levels: dict[str, dict[int, np.ndarray]]) -> None:
     tensors = {f"{scale}/{level}": np.ascontiguousarray(v, np.float32) for scale, d in levels.items() for level, v in d.items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read(path: Path) -> dict[str, dict[int, np.ndarray]]:
