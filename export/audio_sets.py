@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.audio import AudioError, load_audio
+from ..runtime.audio import AUDIO_EXTENSIONS, AudioError, load_audio
 from ..runtime.segments import cut_segments
 from .errors import ExportError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".au", ".aiff", ".aif")
 # Decode at most this much of each song: the checks need a handful of segments per song, not
 # whole albums (30 s covers 11 segments of 3^9, 20 of 2^14).
 MAX_SECONDS_PER_SONG = 30.0
@@ -47,10 +46,10 @@ def list_audio(source: str | Path) -> list[Path]:
     if not source.exists():
         raise AudioSourceError(f"{source}: no such file or folder; pass a folder of audio files, a CSV with a 'path' column, or an audio file")
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         if not files:
             raise AudioSourceError(
-                f"{source}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)}); "
+                f"{source}: folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); "
                 "point it at a folder of songs like the ones you will tag"
             )
         return files
@@ -66,9 +65,9 @@ def list_audio(source: str | Path) -> list[Path]:
         if missing:
             raise AudioSourceError(f"{source}: {len(missing)} listed songs do not exist, e.g. {missing[0]}; fix the paths (relative to the CSV's folder)")
         return files
-    if source.suffix.lower() in AUDIO_SUFFIXES:
+    if source.suffix.lower() in AUDIO_EXTENSIONS:
         return [source]
-    raise AudioSourceError(f"{source}: not a folder, a .csv or an audio file ({', '.join(AUDIO_SUFFIXES)})")
+    raise AudioSourceError(f"{source}: not a folder, a .csv or an audio file ({', '.join(AUDIO_EXTENSIONS)})")
 
 
 def load_songs(

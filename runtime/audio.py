@@ -19,6 +19,8 @@ import soxr
 BLOCK_SECONDS = 20.0  # source block size: ~3.5 MB of float32 stereo at 44.1 kHz
 SILENCE_PEAK = 1e-5  # |x| below -100 dBFS everywhere: nothing to tag
 TRUNCATION_TOLERANCE = 0.98  # decoded/declared frames below this: the file was cut short
+# What a folder walk picks up (samplecnn infer DIR, export --calibration DIR): formats libsndfile reads.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".rf64")
 
 
 class AudioError(ValueError):
@@ -41,10 +43,6 @@ class AudioInfo:
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
-
-    def frames_at(self, sample_rate: int) -> int:
-        """Declared length in frames after resampling to ``sample_rate``."""
-        return int(round(self.frames * sample_rate / self.sample_rate))
 
 
 def _open(path: Path) -> sf.SoundFile:

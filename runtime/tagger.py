@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import AUDIO_EXTENSIONS
 from .backends import Backend, BackendError, open_backend, resolve_backend
 from .backends.ort import default_threads
 from .bundle import Bundle, BundleError, ScaleSpec
@@ -256,5 +257,3 @@ def expand_inputs(patterns: Iterable[str], extensions: tuple[str, ...] | None = 
             out.append(pattern)
     return out
 
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".rf64")
