@@ -8,6 +8,6 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[train,export,dev]" 2>&1 \
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[train,export,dev,ray,serve,openvino,plot]" 2>&1 \
   | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import samplecnn.runtime, samplecnn.trainer, samplecnn.export" 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Unlabelled real music for distillation, from Debian's game-music packages (no labels needed:
+# the teacher labels it). Downloads the .deb files (apt-get download, no install), unpacks
+# them (dpkg-deb -x) and keeps the audio files and each package's copyright file.
+# The audio is never committed. Hours and licence per source: experiments/audio_sources.py.
+# Usage: experiments/get_audio.sh [DEST]   (default ~/.cache/samplecnn/debian-music)
+set -euo pipefail
+DEST=${1:-$HOME/.cache/samplecnn/debian-music}
+PACKAGES=(
+  warzone2100-music wesnoth-1.16-music singularity-music asc-music ufoai-music nexuiz-music
+  hyperrogue-music planetblupi-music-ogg fb-music-high drascula-music
+)
+mkdir -p "$DEST/debs"
+cd "$DEST/debs"
+for pkg in "${PACKAGES[@]}"; do
+  if ! ls "${pkg}"_*.deb >/dev/null 2>&1; then
+    apt-get download "$pkg" || echo "skipped $pkg: apt-get download failed (run apt-get update once)" >&2
+  fi
+done
+for deb in *.deb; do
+  pkg=${deb%%_*}
+  out="$DEST/$pkg"
+  [ -d "$out" ] && continue
+  tmp=$(mktemp -d "$DEST/.unpack.XXXXXX")
+  dpkg-deb -x "$deb" "$tmp"
+  mkdir -p "$tmp/keep"
+  find "$tmp" -path "$tmp/keep" -prune -o -type f \( -iname '*.ogg' -o -iname '*.opus' -o -iname '*.mp3' -o -iname '*.flac' -o -iname '*.wav' \) -print0 \
+    | while IFS= read -r -d '' f; do
+        rel=${f#"$tmp"/}; mkdir -p "$tmp/keep/$(dirname "$rel")"; mv "$f" "$tmp/keep/$rel"
+      done
+  copyright=$(find "$tmp" -path '*/usr/share/doc/*/copyright' | head -n 1)
+  [ -n "$copyright" ] && cp "$copyright" "$tmp/keep/COPYRIGHT"
+  mv "$tmp/keep" "$out"
+  rm -rf "$tmp"
+  echo "$pkg: $(find "$out" -type f ! -name COPYRIGHT | wc -l) audio files"
+done
