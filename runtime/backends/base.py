@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bundle import Bundle, ScaleSpec
 
-BACKENDS = ("auto", "ort", "trt")
+BACKENDS = ("auto", "ort", "trt", "openvino")
 DEVICES = ("cpu", "cuda")
 
 
