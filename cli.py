@@ -155,6 +155,7 @@ def infer(
     decode_workers: int = typer.Option(None, help="Songs decoded while the model runs (default 1)."),
     max_segments: int = typer.Option(None, help="At most this many segments per song and scale (evenly spaced)."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)."),
+    plot: str = typer.Option(None, "--plot", help="Folder for one taggram PNG per song (tags over time + song-level scores; needs samplecnn[plot])."),
 ) -> None:
     """Tag songs with a model bundle (torch-free): a table, or JSON Lines / CSV with --out.
 
@@ -165,9 +166,26 @@ def infer(
     code = run_infer(
         paths, bundle=bundle, out=out, resume=resume, overwrite=overwrite, top_k=top_k, embeddings=embeddings,
         segments=segments, backend=backend, device=device, precision=precision, batch_size=batch_size,
-        threads=threads, decode_workers=decode_workers, max_segments=max_segments, progress=progress,
+        threads=threads, decode_workers=decode_workers, max_segments=max_segments, progress=progress, plot=plot,
     )
     raise typer.Exit(code)
+
+# --- report (runtime/report) -----------------------------------------------------------------
+@app.command()
+def report(
+    results: list[str] = typer.Argument(..., help="Results: .jsonl/.csv from `samplecnn infer --out`, .parquet files or a folder of them (catalogue)."),
+    out: str = typer.Option("report.html", "--out", "-o", help="The HTML page to write (replaced atomically)."),
+    errors: list[str] = typer.Option(None, "--errors", help="Table(s) of failed songs (path, reason/error): .jsonl/.csv/.parquet."),
+    title: str = typer.Option(None, help="Page title (default: the results file name)."),
+) -> None:
+    """One self-contained HTML page (no network) summarising a results file: tags, scores, durations, failures, songs.
+
+    Exit code 0; 1 when rows were skipped (said on the page and on stderr); 2 when nothing could be read.
+    """
+    from .runtime.report import main as run_report
+
+    raise typer.Exit(run_report(results, out=out, errors=errors or [], title=title))
+
 
 
 # --- fit (trainer/fit) -----------------------------------------------------------------------

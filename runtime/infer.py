@@ -54,6 +54,7 @@ def infer(
     decode_workers: int | None = None,
     max_segments: int | None = None,
     progress: bool | None = None,
+    plot: str | Path | None = None,
     stdout=None,
     stderr=None,
 ) -> int:
@@ -61,6 +62,7 @@ def infer(
 
     0: every song tagged; 1: some songs failed (each reported with path and reason on
     stderr, the rest processed); 2: bad options, bundle or backend (nothing processed).
+    ``plot``: folder for one taggram PNG per song (:mod:`.plot`; needs samplecnn[plot]).
     """
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     bound_malloc_growth()
@@ -72,8 +74,12 @@ def infer(
     if not songs:
         say("error: no input paths; pass audio files, globs or directories")
         return EXIT_USAGE
-    writer = None
+    writer = plots = None
     try:
+        if plot is not None:
+            from .plot import Taggrams
+
+            plots = Taggrams(plot)
         if resume and out is None:
             raise OutputError("--resume needs --out (the file whose songs to skip)")
         if (embeddings or segments) and out is None:
@@ -90,7 +96,7 @@ def infer(
         )
         if out is not None:
             writer = ResultWriter(out, resume=resume, overwrite=overwrite, segments=segments)
-    except (BundleError, BackendError, OutputError, ValueError) as exc:
+    except (BundleError, BackendError, OutputError, ValueError) as exc:  # PlotError is a ValueError
         say(f"error: {exc}")
         if writer is not None:
             writer.close(success=False)
@@ -99,11 +105,21 @@ def infer(
     meter = Progress(len(songs), stderr, enabled=progress)
     table = out is None
     completed = False
+    plot_failures = 0
     try:
         with tagger:
             if table and songs:
                 print(table_header(), file=stdout, flush=True)
-            for result in tagger.tag(songs, top_k=top_k, embeddings=embeddings, segments=segments):
+            for result in tagger.tag(songs, top_k=top_k, embeddings=embeddings, segments=segments or plots is not None):
+                if result.ok and plots is not None:
+                    try:
+                        plots.save(result)
+                    except (OSError, ValueError) as exc:  # the song's row is still written
+                        meter.clear_line()
+                        say(f"FAILED plot of {result.path}: {exc}")
+                        plot_failures += 1
+                    if not segments:
+                        result.segments = None  # drawn, not asked for in --out
                 if not result.ok:
                     meter.clear_line()
                     say(f"FAILED {result.path}: {result.error}")
@@ -125,7 +141,9 @@ def infer(
     if meter.enabled:
         stderr.write("\n")
     say(meter.summary())
-    return EXIT_FAILED_SONGS if meter.failed else EXIT_OK
+    if plot_failures:
+        say(f"{plot_failures} taggram(s) could not be written to {plot}")
+    return EXIT_FAILED_SONGS if meter.failed or plot_failures else EXIT_OK
 
 
 __all__ = ["infer", "AudioError"]

@@ -1,0 +1,302 @@
+"""A catalogue report: one self-contained static HTML page from a results file.
+
+    samplecnn report results.jsonl --out report.html
+    from samplecnn.runtime.report import write_report
+    write_report(["results.parquet"], "report.html")
+
+Sections (element ids): ``summary`` (songs, hours, failures, skipped rows), ``failures`` (path
+and reason), ``tags`` (per head: how often each label is a song's top tag, and the score
+distribution of the most frequent labels), ``durations`` (histogram), ``map`` (2-D PCA of the
+song embeddings coloured by top tag, when the results hold embeddings) and ``songs`` (a
+sortable, filterable table of every song with its top tags per head and how atypical its
+scores are). Pictures are PNGs inside the page (data: URLs), the table is drawn by a small
+inline script from JSON inside the page; a Content-Security-Policy forbids every network
+request, so the page works offline, from a file, forever.
+
+Reading is :mod:`.report_data`; drawing needs matplotlib (``pip install 'samplecnn[plot]'``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .plot import PlotError, require_matplotlib, umask_mode
+from .report_data import Results, ReportError, read_results
+
+MAX_BARS = 20  # labels per frequency chart
+MAX_BOXES = 12  # labels per score-distribution chart
+MAX_MAP_COLOURS = 9  # top tags coloured on the map; the rest are grey "other"
+MAX_FAILURES_LISTED = 1000
+TABLE_TOP = 3  # top tags per head in the songs table
+DPI = 100
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def _png(fig, plt) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def head_figures(results: Results, head: str, plt) -> tuple[str, str]:
+    """(top-tag frequency chart, score distribution chart) of one head, as data URLs."""
+    columns = results.heads[head]
+    top1 = columns.top_index[:, 0]
+    counts = np.bincount(top1[top1 >= 0], minlength=len(columns.labels))
+    order = [i for i in np.argsort(-counts, kind="stable")[:MAX_BARS] if counts[i] > 0]
+    fig, ax = plt.subplots(figsize=(6.2, 0.28 * max(len(order), 4) + 1.2), layout="constrained")
+    ax.barh(range(len(order)), counts[order][::-1] if order else [], color="#3b75af")
+    ax.set_yticks(range(len(order)), [columns.labels[i] for i in order][::-1])
+    ax.xaxis.get_major_locator().set_params(integer=True)  # counts of songs
+    ax.set_xlabel("songs whose top tag it is")
+    ax.set_title(f"{head}: top tag of each song ({len(top1):,} songs)", loc="left", fontsize=10)
+    frequency = _png(fig, plt)
+    fig, ax = plt.subplots(figsize=(6.2, 0.28 * max(len(order[:MAX_BOXES]), 4) + 1.2), layout="constrained")
+    if columns.scores is not None and order:
+        shown = order[:MAX_BOXES][::-1]
+        boxes = [columns.scores[:, i] for i in shown]
+        try:
+            ax.boxplot(boxes, orientation="horizontal", showfliers=False, widths=0.6)
+        except TypeError:  # matplotlib < 3.10 names it vert=False
+            ax.boxplot(boxes, vert=False, showfliers=False, widths=0.6)
+        ax.set_yticks(range(1, len(shown) + 1), [columns.labels[i] for i in shown])
+        ax.set_xlabel("score (box: quartiles; whiskers: 1.5 IQR)")
+        ax.set_title(f"{head}: scores of the most frequent top tags", loc="left", fontsize=10)
+    else:
+        values = columns.top_score[:, 0]
+        ax.hist(values[np.isfinite(values)], bins=40, color="#3b75af")
+        ax.set_xlabel("score of the top tag")
+        ax.set_ylabel("songs")
+        ax.set_title(f"{head}: top-tag scores (the file has no full scores)", loc="left", fontsize=10)
+    return frequency, _png(fig, plt)
+
+
+def duration_figure(results: Results, plt) -> str | None:
+    values = results.durations[np.isfinite(results.durations)]
+    if not len(values):
+        return None
+    minutes = values.max() > 600
+    fig, ax = plt.subplots(figsize=(6.2, 3.2), layout="constrained")
+    ax.hist(values / 60 if minutes else values, bins=40, color="#3b75af")
+    ax.set_xlabel("duration (min)" if minutes else "duration (s)")
+    ax.set_ylabel("songs")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"song durations ({len(values):,} songs)", loc="left", fontsize=10)
+    return _png(fig, plt)
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """(m, D) -> (m, 2): the songs on the two principal axes of the centred sample."""
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(x))]
+
+
+def map_figure(results: Results, head: str | None, plt) -> str | None:
+    """2-D PCA of the sampled embeddings, coloured by top tag of ``head`` (None: not coloured)."""
+    if results.embeddings is None or len(results.embeddings) < 3:
+        return None
+    points = pca_2d(results.embeddings.astype(np.float64))
+    fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
+    if head is None:
+        ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6)
+    else:
+        columns = results.heads[head]
+        tags = columns.top_index[results.embedding_rows, 0]
+        common = [int(t) for t in np.argsort(-np.bincount(tags[tags >= 0], minlength=len(columns.labels)), kind="stable")[:MAX_MAP_COLOURS]]
+        common = [t for t in common if np.any(tags == t)]
+        other = ~np.isin(tags, common)
+        ax.scatter(points[other, 0], points[other, 1], s=6, c="#bbbbbb", label="other", alpha=0.6)
+        colours = plt.get_cmap("tab10")
+        for i, t in enumerate(common):
+            chosen = tags == t
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=colours(i), label=columns.labels[t], alpha=0.8)
+        ax.legend(title=f"top {head} tag", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, markerscale=2)
+    ax.set_xlabel("principal axis 1")
+    ax.set_ylabel("principal axis 2")
+    shown = f"{len(points):,} of {results.n_with_embedding:,} songs" if len(points) < results.n_with_embedding else f"{len(points):,} songs"
+    ax.set_title(f"song embeddings, PCA ({shown})", loc="left", fontsize=10)
+    return _png(fig, plt)
+
+
+def atypicality(results: Results) -> np.ndarray | None:
+    """(n,) root-mean-square z-score of each song's scores over every label of every head:
+    large = unlike the rest of the catalogue. None when the file holds only top tags."""
+    blocks = [c.scores for c in results.heads.values() if c.scores is not None and c.scores.shape[1]]
+    if not blocks or len(results.paths) < 2:
+        return None
+    z_squared = np.zeros(len(results.paths), np.float64)
+    total = 0
+    for scores in blocks:
+        mean, std = scores.mean(axis=0), scores.std(axis=0) + 1e-6
+        z_squared += (((scores - mean) / std) ** 2).sum(axis=1)
+        total += scores.shape[1]
+    return np.sqrt(z_squared / total)
+
+
+def table_data(results: Results, atypical: np.ndarray | None) -> dict:
+    """Column-oriented JSON of the songs table (label indices, not repeated label strings)."""
+    data: dict = {"path": results.paths, "duration": [None if math.isnan(d) else round(d, 1) for d in results.durations.tolist()]}
+    data["heads"] = {}
+    for head, c in results.heads.items():
+        index = c.top_index[:, :TABLE_TOP]
+        score = np.where(np.isfinite(c.top_score[:, :TABLE_TOP]), np.round(c.top_score[:, :TABLE_TOP], 3), -1.0)
+        data["heads"][head] = {"labels": c.labels, "top": index.tolist(), "score": score.tolist()}
+    data["atypical"] = None if atypical is None else np.round(atypical, 2).tolist()
+    return data
+
+
+def _summary_html(results: Results, atypical: np.ndarray | None) -> str:
+    durations = results.durations[np.isfinite(results.durations)]
+    rows = [
+        ("songs tagged", f"{len(results.paths):,}"),
+        ("hours of audio", f"{durations.sum() / 3600:,.2f}" + (f" ({len(results.paths) - len(durations):,} songs without a duration)" if len(durations) < len(results.paths) else "")),
+        ("failed songs", f"{len(results.failures):,}" + ("" if results.failures else " recorded (samplecnn infer lists failures on stderr, not in --out; a catalogue run writes an errors table)")),
+        ("heads", ", ".join(f"{h} ({len(c.labels)} labels{'' if c.scores is not None else ', top tags only'})" for h, c in results.heads.items()) or "none: no tags in the file"),
+        ("embeddings", f"{results.n_with_embedding:,} songs" if results.n_with_embedding else "none in the file (no map)"),
+        ("read from", ", ".join(results.sources)),
+    ]
+    body = "".join(f"<tr><th scope=row>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    out = f'<table class="kv">{body}</table>'
+    if results.skipped:
+        items = "".join(f"<li>{n:,} {html.escape(reason)}</li>" for reason, n in results.skipped.most_common())
+        out += f'<div class="warn" id="skipped"><b>Skipped while reading:</b><ul>{items}</ul></div>'
+    if atypical is not None:
+        worst = np.argsort(-atypical, kind="stable")[:5]
+        items = "".join(f"<li>{html.escape(results.paths[i])} <span class=dim>({atypical[i]:.2f})</span></li>" for i in worst)
+        out += f"<p><b>Most atypical songs</b> (scores furthest from the catalogue's, in standard deviations; sort the table by 'atypical' for more):</p><ol>{items}</ol>"
+    return out
+
+
+def _failures_html(results: Results) -> str:
+    if not results.failures:
+        return "<p>No failures recorded.</p>"
+    reasons: dict[str, int] = {}
+    for _, reason in results.failures:
+        key = reason.split(":")[0][:80]
+        reasons[key] = reasons.get(key, 0) + 1
+    grouped = "".join(f"<tr><td>{n:,}</td><td>{html.escape(r)}</td></tr>" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    listed = "".join(f"<tr><td>{html.escape(p)}</td><td>{html.escape(r)}</td></tr>" for p, r in results.failures[:MAX_FAILURES_LISTED])
+    more = f"<p>First {MAX_FAILURES_LISTED:,} of {len(results.failures):,} listed.</p>" if len(results.failures) > MAX_FAILURES_LISTED else ""
+    return (f"<table><thead><tr><th>songs</th><th>reason</th></tr></thead><tbody>{grouped}</tbody></table>"
+            f"<details><summary>every failed song</summary><table><thead><tr><th>path</th><th>reason</th></tr></thead><tbody>{listed}</tbody></table>{more}</details>")
+
+
+def render(results: Results, title: str) -> str:
+    """The whole page as a string."""
+    plt = require_matplotlib()
+    atypical = atypicality(results)
+    sections = [("summary", "Run summary", _summary_html(results, atypical)), ("failures", "Failures", _failures_html(results))]
+    tag_parts = []
+    for head in results.heads:
+        frequency, distribution = head_figures(results, head, plt)
+        tag_parts.append(f'<h3>{html.escape(head)}</h3><div class="row">{_img(frequency, f"{head} tag frequency")}{_img(distribution, f"{head} score distribution")}</div>')
+    sections.append(("tags", "Tags and scores per head", "".join(tag_parts) or "<p>The file has no tags.</p>"))
+    duration = duration_figure(results, plt)
+    sections.append(("durations", "Durations", _img(duration, "duration histogram") if duration else "<p>The file has no durations.</p>"))
+    colour_head = next((h for h, c in results.heads.items() if len(c.labels) > 4), next(iter(results.heads), None))
+    song_map = map_figure(results, colour_head, plt)
+    if song_map:
+        sections.append(("map", "Map of the songs", _img(song_map, "PCA map of song embeddings")))
+    table = ('<p><input id="filter" type="search" placeholder="filter by path or tag" aria-label="filter">'
+             ' <span id="count"></span> <button id="prev" type="button">previous</button> <button id="next" type="button">next</button></p>'
+             '<table id="songs-table"><thead><tr id="songs-head"></tr></thead><tbody id="songs-body"></tbody></table>')
+    sections.append(("songs", "Songs", table))
+    data = json.dumps(table_data(results, atypical), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    body = "".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{content}</section>' for sid, name, content in sections)
+    return PAGE.format(title=html.escape(title), csp=CSP, body=body, data=data, script=SCRIPT, style=STYLE)
+
+
+def write_report(results_paths: list[str | Path], out: str | Path, *, errors: list[str | Path] = (), title: str | None = None) -> Results:
+    """Read ``results_paths`` (+ failure tables ``errors``) and write the page to ``out`` atomically."""
+    if Path(out).is_dir():
+        raise ReportError(f"--out {out} is a folder; give a file name such as {Path(out) / 'report.html'}")
+    results = read_results(list(results_paths), list(errors))
+    page = render(results, title or f"samplecnn report: {', '.join(Path(p).name for p in results_paths)}")
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+        umask_mode(tmp)
+    return results
+
+
+def main(results_paths: list[str], *, out: str, errors: list[str] = (), title: str | None = None, stderr=None) -> int:
+    """``samplecnn report``: 0 done; 1 done but rows were skipped; 2 nothing could be reported."""
+    stderr = stderr or sys.stderr
+    try:
+        results = write_report(results_paths, out, errors=errors, title=title)
+    except (ReportError, PlotError, OSError) as exc:
+        print(f"error: {exc}", file=stderr)
+        return 2
+    skipped = sum(results.skipped.values())
+    print(f"wrote {out}: {len(results.paths):,} songs, {len(results.failures):,} failures"
+          + (f", skipped {skipped:,} rows or values (" + "; ".join(f"{n:,} {r}" for r, n in results.skipped.most_common()) + ")" if skipped else ""), file=stderr)
+    return 1 if skipped else 0
+
+
+STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1320px;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+table.kv th{font-weight:600;white-space:nowrap}.row{display:flex;flex-wrap:wrap;gap:12px}img{max-width:100%;height:auto}
+.warn{background:#fff6e0;border:1px solid #e8c66a;padding:.4em .8em;margin:.8em 0}.dim{color:#777}
+#songs-table th{cursor:pointer;user-select:none;background:#f4f4f4;position:sticky;top:0}
+#songs-table td.num{text-align:right;font-variant-numeric:tabular-nums}#songs-table td.path{max-width:420px;overflow-wrap:anywhere}"""
+
+SCRIPT = r"""(function(){
+"use strict";
+const data=JSON.parse(document.getElementById("songs-data").textContent);
+const heads=Object.keys(data.heads);const n=data.path.length;const PAGE=100;
+const cols=[{key:"path",name:"path"},{key:"duration",name:"duration (s)",num:true}];
+heads.forEach(h=>cols.push({key:"head:"+h,name:h+": top tags",head:h}));
+if(data.atypical)cols.push({key:"atypical",name:"atypical",num:true});
+function text(i,c){if(c.head){const d=data.heads[c.head];return d.top[i].filter(t=>t>=0).map((t,j)=>d.labels[t]+" "+(d.score[i][j]>=0?d.score[i][j].toFixed(2):"")).join(", ");}
+const v=data[c.key][i];return v===null||v===undefined?"":(c.num?v.toString():v);}
+function key(i,c){if(c.head){const d=data.heads[c.head];const t=d.top[i][0];return t>=0?d.labels[t]:"";}const v=data[c.key][i];return v===null?-Infinity:v;}
+let order=[...Array(n).keys()];let shown=order;let page=0;let sortCol=-1;let desc=false;
+const headRow=document.getElementById("songs-head");
+cols.forEach((c,k)=>{const th=document.createElement("th");th.textContent=c.name;th.dataset.key=c.key;th.addEventListener("click",()=>sortBy(k));headRow.appendChild(th);});
+function sortBy(k){desc=(sortCol===k)?!desc:!!cols[k].num;sortCol=k;const c=cols[k];
+order.sort((a,b)=>{const x=key(a,c),y=key(b,c);const r=x<y?-1:x>y?1:a-b;return desc?-r:r;});
+headRow.querySelectorAll("th").forEach((th,j)=>{th.setAttribute("aria-sort",j===k?(desc?"descending":"ascending"):"none");});applyFilter();}
+function applyFilter(){const q=document.getElementById("filter").value.toLowerCase();
+shown=q?order.filter(i=>cols.some(c=>text(i,c).toLowerCase().includes(q))):order;page=Math.min(page,Math.max(0,Math.ceil(shown.length/PAGE)-1));draw();}
+function draw(){const body=document.getElementById("songs-body");body.textContent="";
+shown.slice(page*PAGE,(page+1)*PAGE).forEach(i=>{const tr=document.createElement("tr");
+cols.forEach(c=>{const td=document.createElement("td");td.textContent=text(i,c);td.className=c.num?"num":(c.key==="path"?"path":"");tr.appendChild(td);});body.appendChild(tr);});
+document.getElementById("count").textContent=shown.length?`songs ${page*PAGE+1}-${Math.min(shown.length,(page+1)*PAGE)} of ${shown.length}`+(shown.length<n?` (filtered from ${n})`:""):"no songs match";}
+document.getElementById("filter").addEventListener("input",()=>{page=0;applyFilter();});
+document.getElementById("prev").addEventListener("click",()=>{if(page>0){page--;draw();}});
+document.getElementById("next").addEventListener("click",()=>{if((page+1)*PAGE<shown.length){page++;draw();}});
+draw();
+})();"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{style}</style>
+</head>
+<body>
+<h1>{title}</h1>
+{body}
+<script type="application/json" id="songs-data">{data}</script>
+<script>{script}</script>
+</body>
+</html>
+"""
