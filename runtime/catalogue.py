@@ -1,0 +1,357 @@
+"""``samplecnn catalogue``: the tagging of ``samplecnn infer`` as a Ray Data job.
+
+    from samplecnn.runtime.catalogue import catalogue
+    code = catalogue(["s3://bucket/songs.parquet"], "tags_out/", address="auto", embeddings=True)
+
+The driver lists the songs (:mod:`.sources`), drops those already done (``resume``), and
+hands Ray Data blocks of paths, never audio. An actor pool tags them: each actor holds one
+:class:`~.tagger.Tagger` (the bundle travels through the object store once, so cluster nodes
+need no copy of it), fetches URI songs to a local temp file and lets the runtime decode, segment,
+pool and apply the heads exactly as ``infer`` does. Result rows stream back to the driver,
+which writes them as atomic Parquet parts (:mod:`.catalogue_store`) and reports progress.
+
+The pool leaves one CPU of the cluster free (actors x threads <= CPUs - 1): a pool that takes
+every CPU starves Ray Data's other tasks and the job stalls "backpressured"
+(ray-project/ray#44687). Ray is imported only here, inside functions: ``import
+samplecnn.runtime`` never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backends import BackendError
+from .bundle import MANIFEST, Bundle, BundleError
+from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, error_schema, job_identity, prepare_out_dir, song_schema, song_table
+from .progress import Progress
+from .sources import DEFAULT_PATH_COLUMN, SourceError, fetch_song, is_uri, list_songs
+from .tagger import Tagger, default_bundle_path
+
+EXIT_OK, EXIT_FAILED_SONGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_SONGS_PER_BATCH = 4  # songs per actor call: enough to keep the decode thread ahead
+DEFAULT_ROWS_PER_FILE = 1000  # rows per Parquet part (a kill loses at most this many, redone by --resume)
+FLUSH_SECONDS = 60.0  # ... or at most this much work
+MAX_BLOCKS = 2000  # paths per Ray block grow beyond songs_per_batch for catalogues over this many batches
+PROBE_SECONDS = 5.0  # ray.init on an address where nothing listens retries for minutes: probe first
+INSTALL_HINT = "pip install 'samplecnn[ray]'"
+STAT_COLUMNS = ("error", "_pid", "_peak_rss_mb")  # extra columns of the actors' output, not written
+
+
+class CatalogueError(ValueError):
+    """A bad option, address or environment, found before any song is tagged (exit 2)."""
+
+
+def require_ray():
+    """The ``ray`` module with Ray Data; CatalogueError naming the extra when it is missing."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise CatalogueError(f"samplecnn catalogue needs Ray Data, which is not installed ({exc}); {INSTALL_HINT}") from exc
+    return ray
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The actor pool: ``actors`` actors, each running onnxruntime on ``threads`` threads and
+    reserving as many Ray CPUs, on a cluster of ``cpus`` CPUs."""
+
+    actors: int
+    threads: int
+    cpus: float
+
+    def describe(self) -> str:
+        spare = self.cpus - self.actors * self.threads
+        return f"{self.actors} actor(s) x {self.threads} thread(s) on {self.cpus:g} CPUs ({spare:g} left for reading and writing)"
+
+
+def plan_pool(cpus: float, *, actors: int | None = None, threads: int | None = None) -> PoolPlan:
+    """Size the pool so it leaves at least one CPU free (see the module docstring).
+
+    Default: 1 thread per actor (onnxruntime scales best across processes here) and as many
+    actors as fit in ``cpus - 1``. CatalogueError when the asked-for pool does not fit.
+    """
+    for name, value in (("--actors", actors), ("--threads", threads)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise CatalogueError(f"{name} {value!r}: must be a positive integer")
+    threads = threads or 1
+    spare = int(cpus) - 1
+    if spare < threads:
+        raise CatalogueError(
+            f"the Ray cluster has {cpus:g} CPU(s): an actor pool of {threads}-thread actors needs at least {threads + 1} "
+            "(one CPU stays free for Ray Data's read tasks, ray-project/ray#44687); use more CPUs, fewer --threads, "
+            "or `samplecnn infer` on one machine"
+        )
+    actors = actors or max(1, spare // threads)
+    if actors * threads > spare:
+        raise CatalogueError(
+            f"--actors {actors} x --threads {threads} = {actors * threads} CPUs, but the cluster has {cpus:g}: at most "
+            f"{spare} leave one CPU for Ray Data's read tasks (a full pool stalls, ray-project/ray#44687); pass fewer"
+        )
+    return PoolPlan(actors, threads, float(cpus))
+
+
+def probe_address(address: str) -> None:
+    """CatalogueError when nothing listens at a ``host:port`` / ``ray://host:port`` address."""
+    if address == "auto":
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise CatalogueError(f"--address {address!r}: expected HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:10001 or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise CatalogueError(
+            f"--address {address!r}: no Ray cluster answers there ({exc}); start one with `ray start --head --port={port}` "
+            "or pass the address `ray start` printed (or omit --address to start a local Ray)"
+        ) from exc
+
+
+def connect(ray, address: str | None) -> bool:
+    """Join ``address`` (or $RAY_ADDRESS), or start a local Ray. True when this call started it."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = {"logging_level": "warning", "configure_logging": True}
+    try:
+        if address:
+            probe_address(address)
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(include_dashboard=False, **quiet)
+    except CatalogueError:
+        raise
+    except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray's start-up
+        raise CatalogueError(f"cannot {'join Ray at ' + repr(address) if address else 'start a local Ray'}: {exc}") from exc
+    return True
+
+
+def bundle_files(bundle: Bundle) -> dict[str, bytes]:
+    """{relative path: bytes} of the manifest and every file it hashes: the bundle for actors."""
+    names = [MANIFEST] + sorted(bundle.manifest.get("files", {}))
+    return {name: bundle.path(name).read_bytes() for name in names}
+
+
+class TagActor:
+    """One Ray actor: a Tagger built once, then ``__call__`` per batch of paths.
+
+    In: {"path": (n,) str}. Out: a pyarrow Table, one row per path: the song columns of
+    :func:`~.catalogue_store.song_schema` (null for failed songs), ``error`` (null when tagged)
+    and the actor's pid and peak RSS (MB) for the job summary.
+    """
+
+    def __init__(self, files_ref: list, tagger_options: dict, top_k: int, embeddings: bool) -> None:
+        import ray
+
+        files = ray.get(files_ref[0])
+        self.folder = tempfile.mkdtemp(prefix="samplecnn-bundle-")
+        for name, data in files.items():
+            Path(self.folder, name).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.folder, name).write_bytes(data)
+        self.tagger = Tagger(self.folder, **tagger_options)
+        self.schema = song_schema(self.tagger.bundle, embeddings)
+        self.top_k, self.embeddings = top_k, embeddings
+
+    def _tag(self, inputs: list[str]) -> list:
+        try:
+            return list(self.tagger.tag(inputs, top_k=self.top_k, embeddings=self.embeddings))
+        except Exception:  # a bug on one song must not fail the batch: isolate it
+            if len(inputs) == 1:
+                raise
+            return [r for path in inputs for r in self._tag_one(path)]
+
+    def _tag_one(self, path: str) -> list:
+        try:
+            return self._tag([path])
+        except Exception as exc:
+            from .tagger import SongResult
+
+            return [SongResult(path, 0.0, {}, {}, {}, error=f"internal error: {type(exc).__name__}: {exc}")]
+
+    def __call__(self, batch: dict):
+        import resource
+
+        import pyarrow as pa
+
+        paths = [str(p) for p in batch["path"]]
+        failed: list[tuple[str, str]] = []
+        ok = []
+        with tempfile.TemporaryDirectory(prefix="samplecnn-fetch-") as scratch:
+            inputs: list[tuple[str, str]] = []
+            for i, path in enumerate(paths):
+                try:
+                    inputs.append((path, fetch_song(path, scratch, str(i)) if is_uri(path) else path))
+                except OSError as exc:
+                    failed.append((path, str(exc)))
+            for (path, _), result in zip(inputs, self._tag([local for _, local in inputs])):
+                result.path = path
+                (ok.append(result) if result.ok else failed.append((path, result.error)))
+        songs = song_table(ok, self.schema)
+        failed_paths = pa.array([p for p, _ in failed], pa.string())
+        nulls = [failed_paths if f.name == "path" else pa.nulls(len(failed), f.type) for f in self.schema]
+        table = pa.concat_tables([songs, pa.Table.from_arrays(nulls, schema=self.schema)])
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+        n = table.num_rows
+        return (
+            table.append_column("error", pa.array([None] * len(ok) + [r for _, r in failed], pa.string()))
+            .append_column("_pid", pa.array([os.getpid()] * n, pa.int64()))
+            .append_column("_peak_rss_mb", pa.array([peak_mb] * n, pa.float64()))
+        )
+
+
+def _blocks(songs: list[str], songs_per_batch: int):
+    import pyarrow as pa
+
+    per_block = max(songs_per_batch, -(-len(songs) // MAX_BLOCKS))
+    return [pa.table({"path": pa.array(songs[i : i + per_block], pa.string())}) for i in range(0, len(songs), per_block)]
+
+
+def catalogue(
+    sources: list[str],
+    out: str | Path,
+    *,
+    bundle: str | Path | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    path_column: str = DEFAULT_PATH_COLUMN,
+    top_k: int = 5,
+    embeddings: bool = False,
+    backend: str = "auto",
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int | None = None,
+    max_segments: int | None = None,
+    actors: int | None = None,
+    threads: int | None = None,
+    songs_per_batch: int = DEFAULT_SONGS_PER_BATCH,
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    progress: bool | None = None,
+    stderr=None,
+) -> int:
+    """Tag every song of ``sources`` into ``out`` (see the module docstring); returns the exit code.
+
+    0: every song tagged; 1: some songs failed (rows in ``out/errors``, the rest tagged);
+    2: bad option, source list, bundle, output folder, address or missing Ray (nothing tagged).
+    """
+    stderr = stderr or sys.stderr
+
+    def say(message: str) -> None:
+        print(message, file=stderr, flush=True)
+
+    started_here = False
+    ray = None
+    try:
+        ray = require_ray()
+        for name, value in (("top_k", top_k), ("songs_per_batch", songs_per_batch), ("rows_per_file", rows_per_file)):
+            if not isinstance(value, int) or value < 1:
+                raise CatalogueError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+        if is_uri(str(out)):
+            raise CatalogueError(f"--out {out}: the job writes to a local (or mounted shared) folder; pass a path, not a URI")
+        loaded = Bundle.load(bundle if bundle is not None else default_bundle_path())
+        given = {"backend": backend, "device": device, "precision": precision, "batch_size": batch_size, "max_segments": max_segments}
+        tagger_options = {k: v for k, v in given.items() if v is not None}
+        Tagger(loaded, **tagger_options, threads=1).close()  # the actors' Tagger: bad backend/precision fail here, not in Ray
+        options = {"precision": precision, "device": device, "backend": backend, "top_k": top_k, "embeddings": embeddings, "max_segments": max_segments}
+        identity = job_identity(loaded, **options)
+        songs = list_songs(sources, path_column=path_column)
+        if not songs:
+            raise CatalogueError(f"no songs in {list(sources)}; pass audio files, folders, globs, or a .csv/.parquet with a {path_column!r} column")
+        root, done = prepare_out_dir(out, identity, bundle_root=str(loaded.root), resume=resume)
+        todo = [s for s in songs if s not in done]
+        if done:
+            say(f"resume: {len(songs) - len(todo)} songs already in {root / SONGS}, {len(todo)} to go")
+        started_here = connect(ray, address)
+        plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads)
+    except (CatalogueError, BundleError, BackendError, SourceError, StoreError, ValueError) as exc:
+        say(f"error: {exc}")
+        if started_here:
+            ray.shutdown()
+        return EXIT_USAGE
+    try:
+        return _run(
+            ray, loaded, todo, root, plan, tagger_options, top_k=top_k, embeddings=embeddings,
+            songs_per_batch=songs_per_batch, rows_per_file=rows_per_file, progress=progress, say=say, stderr=stderr,
+        )  # fmt: skip
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _run(ray, bundle: Bundle, todo: list[str], root: Path, plan: PoolPlan, tagger_options: dict, *, top_k, embeddings, songs_per_batch, rows_per_file, progress, say, stderr) -> int:
+    import json
+
+    import pyarrow.compute as pc
+
+    from .atomic import write_bytes_atomically
+
+    say(f"samplecnn catalogue: {len(todo)} songs with {bundle.root}; pool: {plan.describe()}")
+    if not todo:
+        say("nothing to do: every song already has a row")
+        return EXIT_OK
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    schema = song_schema(bundle, embeddings)
+    songs_out = PartWriter(root / SONGS, schema, rows_per_file=rows_per_file, flush_seconds=FLUSH_SECONDS)
+    errors_out = PartWriter(root / ERRORS, error_schema(), rows_per_file=rows_per_file, flush_seconds=FLUSH_SECONDS)
+    files_ref = [ray.put(bundle_files(bundle))]
+    dataset = ray.data.from_arrow(_blocks(todo, songs_per_batch)).map_batches(
+        TagActor,
+        batch_size=songs_per_batch,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        num_cpus=plan.threads,
+        fn_constructor_kwargs={"files_ref": files_ref, "tagger_options": {**tagger_options, "threads": plan.threads}, "top_k": top_k, "embeddings": embeddings},
+    )
+    meter = Progress(len(todo), stderr, enabled=progress)
+    first_result = None
+    peak_rss: dict[int, float] = {}
+    completed = False
+    try:
+        for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+            if first_result is None:
+                first_result = meter.elapsed
+            for pid, mb in zip(table.column("_pid").to_pylist(), table.column("_peak_rss_mb").to_pylist()):
+                peak_rss[pid] = max(peak_rss.get(pid, 0.0), mb)
+            failed = pc.is_valid(table.column("error"))
+            good = table.filter(pc.invert(failed)).select(schema.names)
+            bad = table.filter(failed)
+            songs_out.add(good)
+            errors_out.add(bad.select(["path", "error"]).rename_columns(["path", "reason"]))
+            for path, reason in zip(bad.column("path").to_pylist(), bad.column("error").to_pylist()):
+                meter.clear_line()
+                say(f"FAILED {path}: {reason}")
+                meter.update(False, 0.0)
+            for duration in good.column("duration").to_pylist():
+                meter.update(True, duration)
+        completed = True
+    except KeyboardInterrupt:
+        meter.clear_line()
+        say(f"interrupted after {meter.done} songs; rows so far are in {root} (run again with --resume)")
+    finally:
+        songs_out.flush()
+        errors_out.flush()
+    meter.clear_line()
+    if meter.enabled:
+        stderr.write("\n")
+    rss = ", ".join(f"{mb:.0f}" for mb in sorted(peak_rss.values()))
+    say(meter.summary() + f"; first result after {first_result or 0:.1f} s; peak RSS per actor: {rss} MB")
+    say(f"rows: {root / SONGS} ({songs_out.written} new), failures: {root / ERRORS} ({errors_out.written})")
+    record = json.loads((root / JOB_FILE).read_text())
+    record["last_run"] = {
+        "songs": meter.done, "failed": meter.failed, "audio_seconds": round(meter.audio_seconds, 3),
+        "wall_seconds": round(meter.elapsed, 3), "first_result_seconds": round(first_result or 0.0, 3),
+        "actors": plan.actors, "threads": plan.threads, "cluster_cpus": plan.cpus,
+        "peak_rss_mb_per_actor": sorted(round(v, 1) for v in peak_rss.values()), "completed": completed,
+    }  # fmt: skip
+    write_bytes_atomically(root / JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    if not completed:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_SONGS if meter.failed else EXIT_OK
