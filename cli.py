@@ -239,6 +239,59 @@ def fit(
         raise typer.Exit(2) from None
 
 
+# --- serve (runtime/serve) and triton (export/triton) ----------------------------------------
+
+
+@app.command()
+def serve(
+    bundle: str = typer.Option(None, "--bundle", "-b", help="Model bundle folder (default: the model shipped in runtime/default_model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8080, "--port", "-p", help="HTTP/REST port (Open Inference Protocol)."),
+    grpc_port: int = typer.Option(None, "--grpc-port", help="gRPC port (default: --port + 1)."),
+    max_bytes: int = typer.Option(64 << 20, "--max-bytes", help="Largest audio file (or waveform) accepted, in bytes; larger gets 413."),
+    precision: str = typer.Option("fp32", help="fp32 | int8 (the bundle must have it)."),
+    threads: int = typer.Option(None, help="onnxruntime intra-op threads (default: one per CPU)."),
+    max_batch_songs: int = typer.Option(8, help="Songs from concurrent requests tagged together."),
+) -> None:
+    """Serve the model over the Open Inference Protocol (KServe V2; HTTP + gRPC) with MLServer (needs samplecnn[serve]).
+
+    Exit code 2 for a bad option, bundle or a missing extra (before any port opens).
+    """
+    from .runtime.backends import BackendError
+    from .runtime.bundle import BundleError
+    from .runtime.serve import serve as run_server
+
+    try:
+        run_server(bundle, host=host, port=port, grpc_port=grpc_port, max_bytes=max_bytes, precision=precision,
+                   threads=threads, max_batch_songs=max_batch_songs)
+    except (BundleError, BackendError, ImportError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def triton(
+    bundle: str = typer.Argument(..., help="Bundle folder (written by `samplecnn export`)."),
+    repo: str = typer.Argument(..., help="Triton model repository folder to write (replaced atomically if it exists)."),
+    precision: str = typer.Option("fp32", help="Which graph of each scale: fp32 | fp16 | int8 (ONNX), or the engine's precision with --engines."),
+    engines: bool = typer.Option(False, "--engines", help="Use the bundle's TensorRT engines (platform tensorrt_plan) instead of ONNX."),
+    max_batch_size: int = typer.Option(16, help="max_batch_size of every scale model (segments per Triton batch)."),
+    instances: int = typer.Option(1, help="instance_group count per scale model."),
+    kind: str = typer.Option("cpu", help="cpu | gpu: instance_group kind of the scale models."),
+) -> None:
+    """Write a Triton model repository: one model per scale plus the `samplecnn` python-backend model (tags from audio)."""
+    from .export.triton import TritonError, write_repository
+    from .runtime.bundle import BundleError
+
+    try:
+        root = write_repository(bundle, repo, precision=precision, engines=engines, max_batch_size=max_batch_size,
+                                instances=instances, kind=kind)
+    except (TritonError, BundleError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {root}; run it with Triton's container as {root}/README.md says")
+
+
 # --- bench (benchmarks/) ---------------------------------------------------------------------
 
 
