@@ -316,6 +316,44 @@ def bench(
                                  audio=audio, workdir=workdir or str(DEFAULT_WORKDIR), quick=quick))
 
 
+# --- catalogue (runtime/catalogue) -----------------------------------------------------------
+
+
+@app.command()
+def catalogue(
+    sources: list[str] = typer.Argument(..., help="Folders, globs, audio files, or .csv/.parquet path lists; local or URIs pyarrow reads (s3://, gs://, ...)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder: songs/*.parquet (one row per song), errors/*.parquet, catalogue.json."),
+    bundle: str = typer.Option(None, "--bundle", "-b", help="Model bundle folder (default: the model shipped in runtime/default_model)."),
+    address: str = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster to join (HOST:PORT, ray://HOST:10001 or auto); default: start a local Ray."),
+    resume: bool = typer.Option(False, help="Skip songs already in --out (failed ones are retried)."),
+    path_column: str = typer.Option("path", help="Column of a .csv/.parquet source holding the song paths."),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="Tags per head in the top_<head> column."),
+    embeddings: bool = typer.Option(False, help="Add each song's embedding (fixed-size float32 list) to the rows."),
+    backend: str = typer.Option("auto", help="auto | ort | trt. auto says what it chose; a named backend never falls back."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | int8 (the bundle must have it)."),
+    batch_size: int = typer.Option(None, help="Segments per backend call (default as infer)."),
+    max_segments: int = typer.Option(None, help="At most this many segments per song and scale (evenly spaced)."),
+    actors: int = typer.Option(None, help="Actors in the pool, each holding one model (default: as many as leave one CPU free)."),
+    threads: int = typer.Option(None, help="onnxruntime threads (and Ray CPUs) per actor (default 1)."),
+    songs_per_batch: int = typer.Option(4, help="Songs per actor call."),
+    rows_per_file: int = typer.Option(1000, help="Rows per Parquet part file (a killed job redoes at most this many with --resume)."),
+    progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)."),
+) -> None:
+    """Tag a catalogue as a Ray Data job (needs samplecnn[ray]): the rows of `infer`, as Parquet.
+
+    Exit code 1 when some songs failed (rows in OUT/errors), 2 for a bad option, source list, bundle, output folder, address or missing Ray.
+    """
+    from .runtime.catalogue import catalogue as run_catalogue
+
+    raise typer.Exit(run_catalogue(
+        sources, out, bundle=bundle, address=address, resume=resume, path_column=path_column, top_k=top_k,
+        embeddings=embeddings, backend=backend, device=device, precision=precision, batch_size=batch_size,
+        max_segments=max_segments, actors=actors, threads=threads, songs_per_batch=songs_per_batch,
+        rows_per_file=rows_per_file, progress=progress,
+    ))  # fmt: skip
+
+
 def main() -> None:
     app()
 

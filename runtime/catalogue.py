@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .backends import BackendError
 from .bundle import MANIFEST, Bundle, BundleError
-from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, error_schema, job_identity, prepare_out_dir, song_schema, song_table
+from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, check_out_dir, error_schema, job_identity, open_out_dir, song_schema, song_table
 from .progress import Progress
 from .sources import DEFAULT_PATH_COLUMN, SourceError, fetch_song, is_uri, list_songs
 from .tagger import Tagger, default_bundle_path
@@ -263,12 +263,13 @@ def catalogue(
         songs = list_songs(sources, path_column=path_column)
         if not songs:
             raise CatalogueError(f"no songs in {list(sources)}; pass audio files, folders, globs, or a .csv/.parquet with a {path_column!r} column")
-        root, done = prepare_out_dir(out, identity, bundle_root=str(loaded.root), resume=resume)
+        done = check_out_dir(out, identity, resume=resume)
+        started_here = connect(ray, address)
+        plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads)
+        root = open_out_dir(out, identity, bundle_root=str(loaded.root))
         todo = [s for s in songs if s not in done]
         if done:
             say(f"resume: {len(songs) - len(todo)} songs already in {root / SONGS}, {len(todo)} to go")
-        started_here = connect(ray, address)
-        plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads)
     except (CatalogueError, BundleError, BackendError, SourceError, StoreError, ValueError) as exc:
         say(f"error: {exc}")
         if started_here:

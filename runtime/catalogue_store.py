@@ -113,8 +113,8 @@ def _part_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
 
 
-def prepare_out_dir(out: str | Path, identity: dict, *, bundle_root: str, resume: bool) -> tuple[Path, set[str]]:
-    """Check ``out`` before any work; returns (folder, paths already done when resuming).
+def check_out_dir(out: str | Path, identity: dict, *, resume: bool) -> set[str]:
+    """Check ``out`` before any work, changing nothing; returns the paths already done.
 
     StoreError when ``out`` is a file, holds files of something else, holds another job's
     rows (other bundle or options), or holds rows of this job without ``resume``.
@@ -127,33 +127,39 @@ def prepare_out_dir(out: str | Path, identity: dict, *, bundle_root: str, resume
         others = sorted(p.name for p in root.iterdir())
         if others:
             raise StoreError(f"--out {out} holds files that are not a catalogue job's ({', '.join(others[:3])}...); pass a new or empty folder")
-    done: set[str] = set()
-    if job_path.is_file():
-        try:
-            stored = json.loads(job_path.read_text())["job"]
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{job_path} is not a catalogue job file ({exc!r}); pass a new --out folder") from exc
-        if stored != identity:
-            diff = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-            raise StoreError(
-                f"--out {out} holds another job's results (it differs in {', '.join(diff)}: "
-                + "; ".join(f"{k} {stored.get(k)!r} there, {identity.get(k)!r} now" for k in diff)
-                + "); pass a new --out folder, or the same bundle and options to continue it with --resume"
-            )
-        done = done_songs(root)
-        if not resume and (done or _part_files(root / ERRORS)):
-            raise StoreError(f"--out {out} already has {len(done)} songs of this job; pass --resume to tag only the rest, or a new --out folder")
-    if resume:
-        for folder in (root / SONGS, root / ERRORS):
-            for stale in folder.glob(".part-*.tmp") if folder.is_dir() else []:
-                stale.unlink()  # a part being written when the last run was killed
-        for part in _part_files(root / ERRORS):
-            part.unlink()  # failed songs are retried and get fresh error rows
+    if not job_path.is_file():
+        return set()
+    try:
+        stored = json.loads(job_path.read_text())["job"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{job_path} is not a catalogue job file ({exc!r}); pass a new --out folder") from exc
+    if stored != identity:
+        diff = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        raise StoreError(
+            f"--out {out} holds another job's results (it differs in {', '.join(diff)}: "
+            + "; ".join(f"{k} {stored.get(k)!r} there, {identity.get(k)!r} now" for k in diff)
+            + "); pass a new --out folder, or the same bundle and options to continue it with --resume"
+        )
+    done = done_songs(root)
+    if not resume and (done or _part_files(root / ERRORS)):
+        raise StoreError(f"--out {out} already has {len(done)} songs of this job; pass --resume to tag only the rest, or a new --out folder")
+    return done
+
+
+def open_out_dir(out: str | Path, identity: dict, *, bundle_root: str) -> Path:
+    """Make ``out`` ready after :func:`check_out_dir`: drop half-written parts of a killed run and
+    the old error rows (failed songs are retried), create the folders, write the job file."""
+    root = Path(out)
+    for folder in (root / SONGS, root / ERRORS):
+        for stale in folder.glob(".part-*.tmp") if folder.is_dir() else []:
+            stale.unlink()
+    for part in _part_files(root / ERRORS):
+        part.unlink()
     (root / SONGS).mkdir(parents=True, exist_ok=True)
     (root / ERRORS).mkdir(parents=True, exist_ok=True)
     record = {"format": JOB_FORMAT, "version": JOB_VERSION, "job": identity, "bundle": bundle_root, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_bytes_atomically(job_path, (json.dumps(record, indent=2) + "\n").encode())
-    return root, done
+    write_bytes_atomically(root / JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    return root
 
 
 def done_songs(root: str | Path) -> set[str]:
