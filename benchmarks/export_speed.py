@@ -27,15 +27,15 @@ BATCH = 16
 
 
 def ms_per_segment(path: Path, segments: np.ndarray, repeats: int = 7) -> float:
-    from samplecnn.export.parity import cpu_session
+    from samplecnn.runtime.backends.ort import OrtBackend
 
-    session = cpu_session(path)
-    feed = {"waveform": segments[:BATCH]}
-    session.run(None, feed)
+    backend = OrtBackend.from_file(path)  # the serving session
+    feed = segments[:BATCH]
+    backend.infer(feed)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        session.run(None, feed)
+        backend.infer(feed)
         times.append(time.perf_counter() - started)
     return float(np.median(times)) / BATCH * 1e3
 

@@ -110,15 +110,18 @@ def main() -> None:
                 record("onnxruntime CUDA fp32", scale, batch, cuda_seconds(lambda: session.run(None, {"waveform": host}), lambda: None, args.seconds), flops)
             if has_trt and batch <= 64:
                 from samplecnn.export.quantize import convert_fp16
-                from samplecnn.export.tensorrt import build_engine, run_engine
+                from samplecnn.export.tensorrt import build_engine
+                from samplecnn.runtime.backends import run_in_batches
+                from samplecnn.runtime.backends.tensorrt import TrtBackend
 
                 if plan is None:
                     fp16 = convert_fp16(onnx_path, tmp / f"{config.name.replace('^', '-')}.fp16.onnx")
                     plan = tmp / f"{config.name.replace('^', '-')}.fp16.plan"
                     build_engine(fp16, plan, precision="fp16", input_name="waveform", segment_samples=config.segment_samples)
-                # run_engine includes host<->device copies of each batch, as serving does.
+                # the serving backend: includes host<->device copies of each batch.
                 many = np.repeat(host, 8, axis=0)
-                seconds = cuda_seconds(lambda: run_engine(plan, "waveform", many, batch), lambda: None, args.seconds, warmup=1) / 8
+                with TrtBackend.from_file(plan) as engine:
+                    seconds = cuda_seconds(lambda: run_in_batches(engine, many, batch), lambda: None, args.seconds, warmup=1) / 8
                 record("TensorRT fp16 (host I/O)", scale, batch, seconds, flops)
     result["seconds"] = round(time.perf_counter() - started, 1)
     out = write_json(Path(args.out) / "gpu.json", result)

@@ -3,9 +3,12 @@
 Per scale: the fp32 graph (the 2-D lowered graph by default, see ``lowering.py``), checked
 against torch; optionally an FP16 graph (checked against torch, looser tolerance) and an INT8
 graph (calibrated on real songs, judged on held-out songs); optionally TensorRT engines built
-from those graphs and checked too. Everything is written into a temporary folder beside the
-destination and renamed into place only when every file, hash and check is done, so a failed
-export (parity, agreement, TensorRT) never leaves half a bundle or replaces a good one.
+from those graphs (int8 from a signed symmetric QDQ graph, judged first on onnxruntime) and
+checked too. Every check runs the runtime's serving backends; the manifest is a
+:class:`samplecnn.runtime.bundle.BundleSpec` written by the runtime's one writer.
+
+Everything is written into a temporary folder beside the destination and renamed into place
+only when every file, hash and check is done, so a failed export (parity, agreement, TensorRT) never leaves half a bundle or replaces a good one.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..runtime._version import __version__ as samplecnn_version
-from ..runtime.bundle import FORMAT, PRECISIONS, SCHEMA_VERSION, publish_folder_atomically, scale_file_stem, sha256_file, write_manifest_atomically
+from ..runtime.bundle import (
+    PRECISIONS, BundleSpec, EngineSpec, OutputSpec, ScaleSpec, publish_folder_atomically, scale_file_stem, sha256_file, write_manifest,
+)
 from ..trainer.checkpoint import Checkpoint, load_checkpoint
 from ..trainer.model import INPUT_NAME, LOGITS_NAME
 from .audio_sets import AudioSourceError, Song, content_digest, list_audio, load_songs, pick_evenly, split_holdout, stack_segments
@@ -28,7 +32,7 @@ from .errors import ExportError
 from .report import model_card
 from .onnx_export import OPSET, export_backbone
 from .parity import TOLERANCES, check_parity, torch_reference
-from .quantize import DEFAULT_MIN_AGREEMENT, Int8Settings, check_agreement, convert_fp16, evaluate_against_fp32, quantize_int8
+from .quantize import DEFAULT_MIN_AGREEMENT, Int8Settings, check_agreement, check_tensorrt_qdq, convert_fp16, evaluate_against_fp32, quantize_int8
 
 ENGINES = ("onnx", "trt")
 PARITY_SEGMENTS_PER_SONG = 2
@@ -56,22 +60,12 @@ def check_compatible(checkpoints: list[tuple[Path, Checkpoint]]) -> None:
         seen[ckpt.config.name] = path
 
 
-def scale_entry(ckpt: Checkpoint, models: dict[str, str]) -> dict:
+def scale_spec(ckpt: Checkpoint, models: dict[str, str], **parts) -> ScaleSpec:
+    """The manifest entry of one scale: outputs from the checkpoint's config, files and checks in ``parts``."""
     config = ckpt.config
-    outputs = [{"name": name, "level": int(name[len("level"):]), "width": width} for name, width in config.level_widths.items()]
-    outputs.append({"name": LOGITS_NAME, "level": 0, "width": config.n_tags})
-    return {
-        "name": config.name,
-        "segment_samples": config.segment_samples,
-        "input_name": INPUT_NAME,
-        "config": json.loads(config.to_json()),
-        "models": models,
-        "graph": {},
-        "engines": [],
-        "outputs": outputs,
-        "parity": {},
-        "quantization": {},
-    }
+    outputs = [OutputSpec(name, int(name[len("level"):]), width) for name, width in config.level_widths.items()]
+    outputs.append(OutputSpec(LOGITS_NAME, 0, config.n_tags))
+    return ScaleSpec(config.name, config.segment_samples, INPUT_NAME, models, tuple(outputs), config=json.loads(config.to_json()), **parts)
 
 
 def synthetic_songs(sample_rate: int, seconds: float = 8.0, count: int = 3) -> list[Song]:
@@ -112,73 +106,93 @@ def plan_audio(sample_rate: int, parity_audio, calibration, need_int8: bool) -> 
     return parity_songs[:PARITY_MAX_SONGS], calibration_songs, evaluation_songs, source
 
 
+@dataclass
+class ScaleExport:
+    """One scale while it is exported: its model, parity segments and torch reference, and what is written."""
+
+    ckpt: Checkpoint
+    model: object
+    segments: np.ndarray
+    reference: dict
+    songs: list[str]
+    models: dict = field(default_factory=dict)
+    graph: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)
+    quantization: dict = field(default_factory=dict)
+    extra_graphs: dict = field(default_factory=dict)
+    engines: list = field(default_factory=list)
+
+    def spec(self) -> ScaleSpec:
+        return scale_spec(self.ckpt, self.models, graph=self.graph, parity=self.parity, quantization=self.quantization,
+                          extra_graphs=self.extra_graphs, engines=tuple(EngineSpec.from_dict(e) for e in self.engines))
+
+
 def export_scale(
     ckpt: Checkpoint, staging: Path, *, precisions, engine: str, graph: str, parity_songs, calibration_songs, evaluation_songs,
-    audio_source: str, min_agreement: float, int8_settings: Int8Settings, trt_options: dict,
-) -> dict:
-    """Export, check and record every file of one scale into ``staging``; returns its manifest entry."""
+    audio_source: str, min_agreement: float, int8_settings: Int8Settings,
+) -> ScaleExport:
+    """Export and check every ONNX graph of one scale into ``staging`` (engines come later)."""
     config = ckpt.config
     model = ckpt.build_model()
     stem = scale_file_stem(config.name)
-    entry = scale_entry(ckpt, {})
     segments = stack_segments(parity_songs, config.segment_samples, PARITY_SEGMENTS_PER_SONG)
-    reference = torch_reference(model, segments)
-    names = [s.name for s in parity_songs]
+    scale = ScaleExport(ckpt, model, segments, torch_reference(model, segments), [s.name for s in parity_songs])
 
     def add_model(precision: str, file: str, report: dict | None) -> None:
-        entry["models"][precision] = file
-        entry["graph"][precision] = graph
+        scale.models[precision] = file
+        scale.graph[precision] = graph
         if report is not None:
-            entry["parity"][precision] = {**report, "audio": audio_source}
+            scale.parity[precision] = {**report, "audio": audio_source}
+
+    def parity(file: str, precision: str) -> dict:
+        return check_parity(model, staging / file, segments, precision=precision, graph=graph, reference=scale.reference, songs=scale.songs)
 
     fp32_file = f"{stem}.fp32.onnx"
     export_backbone(model, staging / fp32_file, graph=graph)
-    add_model("fp32", fp32_file, check_parity(model, staging / fp32_file, segments, graph=graph, reference=reference, songs=names))
+    add_model("fp32", fp32_file, parity(fp32_file, "fp32"))
     if "fp16" in precisions:
         file = f"{stem}.fp16.onnx"
         convert_fp16(staging / fp32_file, staging / file)
-        add_model("fp16", file, check_parity(model, staging / file, segments, precision="fp16", graph=graph, reference=reference, songs=names))
-    if "int8" in precisions:
-        file = f"{stem}.int8.onnx"
-        calibration_segments = stack_segments(calibration_songs, config.segment_samples, CALIBRATION_SEGMENTS_PER_SONG)
-        started = time.perf_counter()
-        quantize_int8(staging / fp32_file, staging / file, calibration_segments, input_name=INPUT_NAME, settings=int8_settings)
-        report = evaluate_against_fp32(staging / fp32_file, staging / file, evaluation_songs, config.segment_samples)
-        report = check_agreement(report, min_agreement, file)
-        add_model("int8", file, None)
-        entry["quantization"]["int8"] = {
-            "method": "static", "settings": int8_settings.to_dict(), "calibration_songs": [s.name for s in calibration_songs],
-            "calibration_segments": int(len(calibration_segments)), "seconds": round(time.perf_counter() - started, 2), **report,
-        }
-    if engine == "trt":
-        entry["tensorrt_builds"] = []
-        for precision in [p for p in PRECISIONS if p in entry["models"]]:
-            entry["engines"].append(build_checked_engine(model, staging, entry, precision, segments, reference, names, evaluation_songs, trt_options))
-            entry["tensorrt_builds"].append(entry["engines"][-1].pop("build"))
-    return entry
+        add_model("fp16", file, parity(file, "fp16"))
+    if "int8" not in precisions:
+        return scale
+    calibration_segments = stack_segments(calibration_songs, config.segment_samples, CALIBRATION_SEGMENTS_PER_SONG)
+
+    def int8_graph(file: str, settings: Int8Settings) -> dict:
+        """Quantize, then judge on held-out songs on onnxruntime (the agreement gate)."""
+        quantize_int8(staging / fp32_file, staging / file, calibration_segments, input_name=INPUT_NAME, settings=settings)
+        report = check_agreement(evaluate_against_fp32(staging / fp32_file, staging / file, evaluation_songs, config.segment_samples), min_agreement, file)
+        return {"method": "static", "settings": settings.to_dict(), "calibration_songs": [s.name for s in calibration_songs],
+                "calibration_segments": int(len(calibration_segments)), **report}
+
+    add_model("int8", f"{stem}.int8.onnx", None)
+    scale.quantization["int8"] = int8_graph(scale.models["int8"], int8_settings)
+    if engine == "trt":  # TensorRT's parser needs signed symmetric QDQ, not onnxruntime's fast u8/s8 graph
+        file = f"{stem}.int8-trt.onnx"
+        scale.quantization["int8_trt"] = {**int8_graph(file, Int8Settings.tensorrt()), "graph_check": check_tensorrt_qdq(staging / file)}
+        scale.extra_graphs["int8_trt"] = file
+    return scale
 
 
-def build_checked_engine(model, staging: Path, entry: dict, precision: str, segments, reference, names, evaluation_songs, trt_options: dict) -> dict:
-    """Build the TensorRT engine of ``precision`` and check it like its ONNX graph (parity or agreement)."""
-    from .tensorrt import build_engine, run_engine
+def build_checked_engines(scale: ScaleExport, staging: Path, evaluation_songs, trt_options: dict) -> None:
+    """Build a TensorRT engine of each precision and check it like its ONNX graph, in the serving backend."""
+    from .tensorrt import build_engine
 
-    onnx_file = entry["models"][precision]
-    plan = staging / onnx_file.replace(".onnx", ".plan")
-    spec = build_engine(staging / onnx_file, plan, precision=precision, input_name=INPUT_NAME, segment_samples=entry["segment_samples"], **trt_options)
-
-    def runner(batch: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-        return run_engine(plan, INPUT_NAME, batch, batch_size)
-
-    if precision == "int8":
-        report = evaluate_against_fp32(staging / entry["models"]["fp32"], plan, evaluation_songs, entry["segment_samples"], candidate_runner=runner)
-        entry["quantization"][f"int8_engine"] = check_agreement(report, entry["quantization"]["int8"]["min_agreement"], plan.name)
-    else:
-        # TensorRT runs fp32 layers in TF32 by default (10-bit mantissa): judge it like fp16.
-        entry["parity"][f"{precision}_engine"] = check_parity(
-            model, plan, segments, precision=precision, graph="tensorrt", tolerance=TOLERANCES["fp16"], reference=reference,
-            songs=names, runner=runner, runtime=f"TensorRT {spec['tensorrt_version']} on {spec['gpu']}",
-        )
-    return spec
+    sources = {**scale.models, **({"int8": scale.extra_graphs["int8_trt"]} if "int8_trt" in scale.extra_graphs else {})}
+    for precision in [p for p in PRECISIONS if p in sources]:
+        plan = staging / f"{scale_file_stem(scale.ckpt.config.name)}.{precision}.plan"
+        spec = build_engine(staging / sources[precision], plan, precision=precision, input_name=INPUT_NAME,
+                            segment_samples=scale.ckpt.config.segment_samples, **trt_options)  # fmt: skip
+        if precision == "int8":
+            report = evaluate_against_fp32(staging / scale.models["fp32"], plan, evaluation_songs, scale.ckpt.config.segment_samples)
+            scale.quantization["int8_engine"] = check_agreement(report, scale.quantization["int8_trt"]["min_agreement"], plan.name)
+        else:
+            # TensorRT runs fp32 layers in TF32 by default (10-bit mantissa): judge it like fp16.
+            scale.parity[f"{precision}_engine"] = check_parity(
+                scale.model, plan, scale.segments, precision=precision, graph="tensorrt", tolerance=TOLERANCES["fp16"],
+                reference=scale.reference, songs=scale.songs, runtime=spec["gpu"],
+            )
+        scale.engines.append(spec)
 
 
 def export_bundle(
@@ -203,7 +217,6 @@ def export_bundle(
     real songs. Raises ExportError subclasses (ParityError, QuantizationError, TensorRTError,
     AudioSourceError) or CheckpointError; on any error nothing is written at ``out``.
     """
-    started = time.perf_counter()
     precisions = tuple(dict.fromkeys(("fp32", *precisions)))
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
@@ -229,23 +242,19 @@ def export_bundle(
             export_scale(
                 ckpt, staging, precisions=precisions, engine=engine, graph="conv2d" if lowering else "conv1d",
                 parity_songs=parity_songs, calibration_songs=calibration_songs, evaluation_songs=evaluation_songs,
-                audio_source=source, min_agreement=min_agreement, int8_settings=int8_settings, trt_options=trt_options or {},
+                audio_source=source, min_agreement=min_agreement, int8_settings=int8_settings,
             )
             for _, ckpt in loaded
         ]
-        manifest = {
-            "format": FORMAT,
-            "schema_version": SCHEMA_VERSION,
-            "sample_rate": sample_rate,
-            "pooling": {"segment": "max", "song": "mean"},
-            "backbone_labels": list(loaded[0][1].labels),
-            "scales": scales,
-            "heads": [],
-            "provenance": provenance(loaded, training_data, time.perf_counter() - started),
-            "extra_files": ["MODEL_CARD.md"],
-        }
-        (staging / "MODEL_CARD.md").write_text(model_card(manifest))
-        write_manifest_atomically(staging, manifest)
+        if engine == "trt":  # every ONNX graph has passed its checks before any engine is built
+            for scale in scales:
+                build_checked_engines(scale, staging, evaluation_songs, trt_options or {})
+        spec = BundleSpec(
+            sample_rate=sample_rate, scales=tuple(s.spec() for s in scales), backbone_labels=tuple(loaded[0][1].labels),
+            provenance=provenance(loaded, training_data), extra_files=("MODEL_CARD.md",),
+        )  # fmt: skip
+        (staging / "MODEL_CARD.md").write_text(model_card(spec.to_dict()))
+        write_manifest(staging, spec)
         publish_folder_atomically(staging, out)
     finally:
         if staging.exists():
@@ -253,7 +262,8 @@ def export_bundle(
     return out
 
 
-def provenance(loaded: list[tuple[Path, Checkpoint]], training_data: str | None, seconds: float) -> dict:
+def provenance(loaded: list[tuple[Path, Checkpoint]], training_data: str | None) -> dict:
+    """Where the bundle comes from. No clock times: the same inputs give the same manifest."""
     import onnx
     import onnxruntime
     import torch
@@ -267,8 +277,6 @@ def provenance(loaded: list[tuple[Path, Checkpoint]], training_data: str | None,
         "checkpoints": checkpoints,
         "training_data": training_data if training_data is not None else (sorted(map(str, recorded)) or None),
         "metrics": {ckpt.config.name: ckpt.training.get("metrics", {}) for _, ckpt in loaded},
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "export_seconds": round(seconds, 1),
         "tools": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET},
     }
 

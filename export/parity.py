@@ -1,4 +1,5 @@
-"""Parity validation that blocks: torch (the checkpoint's model, unfolded, eval) vs onnxruntime.
+"""Parity validation that blocks: torch (the checkpoint's model, unfolded, eval) vs the exported
+graph run by the runtime's own serving backend (onnxruntime for ONNX, TensorRT for engines).
 
 Every output of the exported graph is compared with torch on real audio segments, at batch
 sizes other than the traced one (2), so a graph that baked a batch dimension in fails here and
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..runtime.backends import open_graph_file, run_in_batches
 from ..trainer.model import SampleCNN
 from .errors import ExportError
 
@@ -70,26 +72,6 @@ def torch_reference(model: SampleCNN, segments: np.ndarray) -> dict[str, np.ndar
     return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
 
-def cpu_session(path: str | Path):
-    """An onnxruntime CPU session for ``path`` (all graph optimisations on, as serving runs it)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: ORT's optimiser notes are not user-facing
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def run_session(session, input_name: str, segments: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Run ``segments: (N, L)`` through ``session`` in batches of ``batch_size`` -> {name: (N, width)}."""
-    names = [o.name for o in session.get_outputs()]
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, len(segments), batch_size):
-        values = session.run(names, {input_name: np.ascontiguousarray(segments[start : start + batch_size], dtype=np.float32)})
-        for name, value in zip(names, values):
-            parts[name].append(np.asarray(value, dtype=np.float32))
-    return {name: np.concatenate(p) for name, p in parts.items()}
-
-
 def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> dict[str, dict]:
     """Per output: max and mean absolute difference. A missing or misshapen output is a failure."""
     rows = {}
@@ -116,15 +98,16 @@ def check_parity(
     tolerance: Tolerance | None = None,
     reference: dict[str, np.ndarray] | None = None,
     songs: list[str] | None = None,
-    runner=None,
     runtime: str | None = None,
 ) -> dict:
-    """Compare ``onnx_path`` with ``model`` on ``segments: (N, segment_samples)`` at each batch size.
+    """Compare ``onnx_path`` (an ONNX graph or a TensorRT engine) with ``model`` on
+    ``segments: (N, segment_samples)`` at each batch size.
 
-    Returns the report dict; raises :class:`ParityError` (carrying the report) if any output is
-    out of tolerance at any batch size. ``reference`` reuses a torch run of the same segments.
-    ``runner(segments, batch_size) -> {name: (N, width)}`` replaces onnxruntime (TensorRT
-    engines use it), ``runtime`` then names it in the report.
+    The file runs in the serving backend for it (:func:`samplecnn.runtime.backends.open_graph_file`:
+    onnxruntime on CPU for .onnx, TensorRT for .plan), exactly as inference runs it; ``runtime``
+    adds a note (e.g. the GPU) to the report's description of it. Returns the report dict;
+    raises :class:`ParityError` (carrying the report) if any output is out of tolerance at any
+    batch size. ``reference`` reuses a torch run of the same segments.
     """
     if segments.ndim != 2 or segments.shape[1] != model.config.segment_samples:
         raise ExportError(f"parity segments have shape {segments.shape}; expected (N, {model.config.segment_samples}) for {model.config.name}")
@@ -133,17 +116,12 @@ def check_parity(
             raise ExportError(f"no parity tolerance for precision {precision!r}; known: {sorted(TOLERANCES)} (int8 is checked by agreement, see quantize.py)")
         tolerance = TOLERANCES[precision]
     reference = reference if reference is not None else torch_reference(model, segments)
-    if runner is None:
-        session = cpu_session(onnx_path)
-        input_name = session.get_inputs()[0].name
-        runtime = f"onnxruntime {_ort_version()} CPUExecutionProvider"
-
-        def runner(batch: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-            return run_session(session, input_name, batch, batch_size)
-
     worst: dict[str, dict] = {}
-    for batch_size in batch_sizes:
-        for name, row in compare(reference, runner(segments, batch_size)).items():
+    with open_graph_file(onnx_path, precision=precision) as backend:
+        runtime = backend.description + (f" on {runtime}" if runtime else "")
+        runs = {batch_size: run_in_batches(backend, segments, batch_size) for batch_size in batch_sizes}
+    for batch_size, actual in runs.items():
+        for name, row in compare(reference, actual).items():
             if name not in worst or row["max_abs_diff"] > worst[name]["max_abs_diff"]:
                 worst[name] = {**row, "worst_batch_size": batch_size}
     outputs = {}
@@ -166,9 +144,3 @@ def check_parity(
     if not report["passed"]:
         raise ParityError(Path(onnx_path).name, report)
     return report
-
-
-def _ort_version() -> str:
-    import onnxruntime as ort
-
-    return ort.__version__

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.atomic import atomic_path
+from ..runtime.backends import open_graph_file, run_in_batches
+from ..runtime.heads import sigmoid
 from .audio_sets import Song
 from .errors import ExportError
-from .parity import compare, cpu_session, run_session
+from .parity import compare
 
 DEFAULT_MIN_AGREEMENT = 0.9
 TOP_K = 5
@@ -40,7 +42,8 @@ class Int8Settings:
     keep agreement (``benchmarks/export_speed.py`` compares the alternatives).
 
     U8 activations x S8 weights is the VNNI/AMX fast path of onnxruntime's x86 kernels, so
-    ``reduce_range`` (a 7-bit workaround for pre-VNNI CPUs) stays off.
+    ``reduce_range`` (a 7-bit workaround for pre-VNNI CPUs) stays off. TensorRT needs other
+    settings: :meth:`tensorrt`.
     """
 
     quant_format: str = "QDQ"  # or "QOperator"
@@ -49,9 +52,22 @@ class Int8Settings:
     per_channel: bool = True
     reduce_range: bool = False
     calibrate_method: str = "MinMax"  # or "Percentile", "Entropy" (slower, more memory)
+    symmetric_activations: bool = False  # True: activation ranges symmetric around 0, zero point 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def tensorrt(cls) -> "Int8Settings":
+        """What TensorRT's ONNX parser takes: QDQ, signed int8 activations and weights, symmetric
+        (every zero point 0), per-channel weights, float biases (no int32 bias DequantizeLinear). onnxruntime runs it too (slower than u8/s8),
+        so the agreement gate judges it there before any engine is built."""
+        return cls(quant_format="QDQ", activation_type="QInt8", weight_type="QInt8", per_channel=True, symmetric_activations=True)
+
+    def extra_options(self) -> dict:
+        if self.symmetric_activations:  # TensorRT: zero points 0; biases stay float (it has no int32 DQ)
+            return {"ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True, "QuantizeBias": False}
+        return {"CalibTensorRangeSymmetric": False}
 
 
 class SegmentReader:
@@ -102,7 +118,7 @@ def quantize_int8(
                 per_channel=settings.per_channel,
                 reduce_range=settings.reduce_range,
                 calibrate_method=getattr(CalibrationMethod, settings.calibrate_method),
-                extra_options={"CalibTensorRangeSymmetric": False},
+                extra_options=settings.extra_options(),
                 calibration_providers=["CPUExecutionProvider"],
             )
         except (AttributeError, ValueError, RuntimeError) as exc:
@@ -124,15 +140,11 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     return out_path
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def song_scores(outputs: dict[str, np.ndarray], counts: list[int], logits_name: str = "logits") -> np.ndarray:
-    """(n_songs, n_tags): segment-mean sigmoid(logits) per song; ``counts`` segments per song, in order."""
+    """(n_songs, n_tags): segment-mean sigmoid(logits) per song (the runtime's backbone scores);
+    ``counts`` segments per song, in order."""
     probs = sigmoid(outputs[logits_name].astype(np.float64))
-    bounds = np.cumsum([0] + counts)
-    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    return np.add.reduceat(probs, np.cumsum([0] + counts[:-1]), axis=0) / np.asarray(counts)[:, None]
 
 
 def top_k_agreement(reference: np.ndarray, candidate: np.ndarray, k: int = TOP_K) -> np.ndarray:
@@ -145,26 +157,22 @@ def top_k_agreement(reference: np.ndarray, candidate: np.ndarray, k: int = TOP_K
 
 def evaluate_against_fp32(
     fp32_path: str | Path, candidate_path: str | Path, songs: list[Song], segment_samples: int, *, per_song: int = 8, batch_size: int = 5,
-    candidate_runner=None,
 ) -> dict:
     """Compare ``candidate_path`` with ``fp32_path`` on ``songs`` (held out from calibration).
 
-    Returns per-output segment error, song-level tag-score error and top-k agreement.
-    ``candidate_runner(segments, batch_size) -> {name: (N, width)}`` replaces onnxruntime for
-    the candidate (a TensorRT engine).
+    Both run in their serving backends (:func:`samplecnn.runtime.backends.open_graph_file`:
+    onnxruntime for .onnx, TensorRT for a .plan candidate). Returns per-output segment error,
+    song-level tag-score error and top-k agreement.
     """
     if not songs:
         raise QuantizationError("no evaluation songs; INT8 must be judged on songs not used for calibration")
     segments = [song.segments(segment_samples, per_song) for song in songs]
     counts = [len(s) for s in segments]
     stacked = np.concatenate(segments)
-    reference_session = cpu_session(fp32_path)
-    input_name = reference_session.get_inputs()[0].name
-    reference = run_session(reference_session, input_name, stacked, batch_size)
-    if candidate_runner is not None:
-        candidate = candidate_runner(stacked, batch_size)
-    else:
-        candidate = run_session(cpu_session(candidate_path), input_name, stacked, batch_size)
+    with open_graph_file(fp32_path) as backend:
+        reference = run_in_batches(backend, stacked, batch_size)
+    with open_graph_file(candidate_path) as backend:
+        candidate = run_in_batches(backend, stacked, batch_size)
     ref_scores, cand_scores = song_scores(reference, counts), song_scores(candidate, counts)
     agreement = top_k_agreement(ref_scores, cand_scores)
     score_error = np.abs(ref_scores - cand_scores)
@@ -197,3 +205,38 @@ def check_agreement(report: dict, min_agreement: float, graph_file: str) -> dict
             report,
         )
     return report
+
+
+def check_tensorrt_qdq(path: str | Path) -> dict:
+    """Refuse a QDQ graph TensorRT's ONNX parser would reject; returns counts for the manifest.
+
+    Every QuantizeLinear/DequantizeLinear zero point must be int8 and 0 (TensorRT quantizes
+    symmetrically to signed int8), and every quantized weight per-channel (a scale per output
+    channel). Raises :class:`QuantizationError` naming the first offending nodes.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    bad_zero, per_tensor_weights, count = [], [], 0
+    for node in graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        count += 1
+        zero = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zero is None or zero.dtype != np.int8 or np.any(zero != 0):
+            bad_zero.append(f"{node.name} ({'no zero point' if zero is None else f'{zero.dtype} {np.unique(zero)[:3].tolist()}'})")
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants and constants[node.input[0]].ndim > 1:
+            if np.size(constants[node.input[1]]) < 2:
+                per_tensor_weights.append(node.name)
+    problems = []
+    if not count:
+        problems.append("no QuantizeLinear/DequantizeLinear nodes (not a QDQ graph)")
+    if bad_zero:
+        problems.append(f"{len(bad_zero)} Q/DQ nodes without an int8 zero point of 0, e.g. {bad_zero[:3]}")
+    if per_tensor_weights:
+        problems.append(f"per-tensor weight quantization in {per_tensor_weights[:3]}")
+    if problems:
+        raise QuantizationError(f"{path} is not a TensorRT int8 graph: {'; '.join(problems)}. Quantize it with Int8Settings.tensorrt()")
+    return {"qdq_nodes": count, "zero_points": "int8, all 0", "weights": "per-channel"}

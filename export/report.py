@@ -29,7 +29,7 @@ def summary_table(manifest: dict, root: str | Path) -> str:
             rows.append((scale["name"], file, precision, scale.get("graph", {}).get(precision, "?"), f"{size:.2f}", outputs, _parity_cell(scale, precision)))
         for engine in scale.get("engines", []):
             size = (root / engine["file"]).stat().st_size / 1e6
-            check = scale.get("parity", {}).get(f"{engine['precision']}_engine") or scale.get("quantization", {}).get("int8_engine") or {}
+            check = scale.get("quantization", {}).get("int8_engine", {}) if engine["precision"] == "int8" else scale.get("parity", {}).get(f"{engine['precision']}_engine", {})
             rows.append((scale["name"], engine["file"], engine["precision"], f"TensorRT {engine['tensorrt_version']}", f"{size:.2f}",
                          engine["gpu"], "ok" if check.get("passed") else "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
@@ -43,7 +43,7 @@ def model_card(manifest: dict) -> str:
         "# samplecnn bundle",
         "",
         "Sample-level raw-waveform CNN backbones (Lee & Nam 2017, arXiv 1706.06810) exported by "
-        f"samplecnn {prov.get('samplecnn_version', '?')} on {prov.get('exported_at', '?')}.",
+        f"samplecnn {prov.get('samplecnn_version', '?')}.",
         "",
         f"- Sample rate: {manifest['sample_rate']} Hz; pooling: {manifest['pooling']}",
         f"- Backbone labels ({len(manifest['backbone_labels'])}): {', '.join(manifest['backbone_labels'])}",
@@ -58,7 +58,8 @@ def model_card(manifest: dict) -> str:
         for precision, file in scale["models"].items():
             lines.append(f"- `{file}` ({precision}, {scale.get('graph', {}).get(precision, '?')} graph): {_parity_cell(scale, precision)}")
         for engine in scale.get("engines", []):
-            lines.append(f"- `{engine['file']}` (TensorRT {engine['tensorrt_version']}, {engine['gpu']}, compute {engine['compute_capability']})")
+            lines.append(f"- `{engine['file']}` (TensorRT {engine['tensorrt_version']}, {engine['gpu']}, compute {engine['compute_capability']}, "
+                         f"from `{engine.get('onnx', '?')}`)")
         metrics = prov.get("metrics", {}).get(scale["name"])
         if metrics:
             lines.append(f"- Training metrics: {metrics}")

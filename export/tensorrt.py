@@ -8,9 +8,14 @@ Written against the TensorRT 10/11 Python API:
   builder precision flags are set (they are not allowed on strongly typed networks);
 - one optimization profile over the dynamic batch axis (min / opt / max);
 - a timing cache kept between builds (``~/.cache/samplecnn/trt_timing.cache`` by default) so
-  rebuilding on the same GPU skips kernel timing;
-- optionally ``BuilderFlag.VERSION_COMPATIBLE`` (the engine then also runs on later TensorRT
-  releases of the same major version with the lean runtime).
+  rebuilding on the same GPU skips kernel timing. A cache written by another TensorRT or GPU is
+  detected (a ``.json`` record beside it: TensorRT version, GPU, compute capability, sha256;
+  and ``set_timing_cache(..., ignore_mismatch=False)``'s result) and started afresh;
+- int8 engines are built from the TensorRT int8 graph (signed, symmetric QDQ: see
+  ``quantize.Int8Settings.tensorrt``), never from the onnxruntime-tuned u8 graph.
+
+No version-compatible engines: they need the lean runtime and host code allowed at load, and
+the runtime's rule (:func:`engine_compatible`) demands the exact TensorRT that built an engine.
 
 ``tensorrt`` and ``cuda-python`` are imported lazily; when missing, :class:`TensorRTError`
 names ``pip install 'samplecnn[trt]'``. :func:`engine_compatible` is pure Python (no torch,
@@ -19,13 +24,15 @@ no tensorrt) so the runtime can apply the same rule before deserializing an engi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 from ..runtime import trt_support
 from ..runtime.atomic import write_bytes_atomically
-from ..runtime.trt_support import REBUILD, cuda_call, engine_compatible
+from ..runtime.bundle import sha256_file
+from ..runtime.trt_support import cuda_call, engine_compatible
 from .errors import ExportError
 
 DEFAULT_PROFILE = (1, 16, 64)  # min / opt / max batch: serving batches 16 segments by default
@@ -61,6 +68,50 @@ def check_engine_compatible(engine_spec, trt_version: str, gpu: str, compute_cap
         raise TensorRTError(reason)
 
 
+def timing_cache_record(cache_path: Path) -> Path:
+    return cache_path.with_name(cache_path.name + ".json")
+
+
+def read_timing_cache(cache_path: str | Path, tensorrt_version: str, gpu: str, compute_capability: str) -> tuple[bytes, str]:
+    """(cache bytes or b"", why) for a build with this TensorRT on this GPU (pure Python).
+
+    A cache without its record, with a record of another TensorRT / GPU / compute capability,
+    or whose bytes do not match the record's sha256 is stale: b"" (a fresh cache) and the reason.
+    """
+    cache_path = Path(cache_path)
+    record_path = timing_cache_record(cache_path)
+    if not cache_path.is_file():
+        return b"", "no timing cache yet"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return b"", f"{cache_path} has no valid record {record_path.name}: rebuilt"
+    here = {"tensorrt_version": str(tensorrt_version), "gpu": gpu, "compute_capability": str(compute_capability)}
+    differs = {k: record.get(k) for k, v in here.items() if record.get(k) != v}
+    if differs:
+        return b"", f"{cache_path} was written for {differs}, this is {here}: rebuilt"
+    if record.get("sha256") != sha256_file(cache_path):
+        return b"", f"{cache_path} does not match its record (changed or truncated): rebuilt"
+    return cache_path.read_bytes(), f"reused {cache_path}"
+
+
+def write_timing_cache(cache_path: str | Path, data: bytes, tensorrt_version: str, gpu: str, compute_capability: str) -> None:
+    """Save the cache, then its record (a cache without a valid record is never trusted)."""
+    cache_path = Path(cache_path)
+    write_bytes_atomically(cache_path, data)
+    record = {"tensorrt_version": str(tensorrt_version), "gpu": gpu, "compute_capability": str(compute_capability), "sha256": sha256_file(cache_path)}
+    write_bytes_atomically(timing_cache_record(cache_path), (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _attach_timing_cache(config, data: bytes):
+    """Give ``config`` a timing cache from ``data``; TensorRT refusing it (a mismatch) means a fresh one."""
+    cache = config.create_timing_cache(data) if data else None
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return True
+    config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    return False
+
+
 def build_engine(
     onnx_path: str | Path,
     plan_path: str | Path,
@@ -70,12 +121,11 @@ def build_engine(
     segment_samples: int,
     profile: tuple[int, int, int] = DEFAULT_PROFILE,
     timing_cache: str | Path | None = None,
-    version_compatible: bool = False,
 ) -> dict:
     """Build a serialized engine for ``input_name: (B, segment_samples)``, B in ``profile``.
 
-    Returns the manifest ``engines`` entry (file, precision, tensorrt_version, gpu,
-    compute_capability) plus build details under ``"build"`` (callers keep them elsewhere).
+    Returns the manifest ``engines`` entry (:class:`samplecnn.runtime.bundle.EngineSpec`
+    fields: file, precision, tensorrt_version, gpu, compute_capability, onnx, build).
     """
     trt, cudart = import_tensorrt()
     low, opt, high = profile
@@ -94,20 +144,19 @@ def build_engine(
         raise TensorRTError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     shapes = builder.create_optimization_profile()
     shapes.set_shape(input_name, (low, segment_samples), (opt, segment_samples), (high, segment_samples))
     config.add_optimization_profile(shapes)
     cache_path = Path(timing_cache) if timing_cache is not None else default_timing_cache()
-    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    data, cache_note = read_timing_cache(cache_path, trt.__version__, gpu, capability)
+    if not _attach_timing_cache(config, data) and data:
+        cache_note = f"TensorRT refused {cache_path} (another build's cache): rebuilt"
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TensorRTError(f"TensorRT failed to build an engine from {onnx_path} on {gpu}; see the TensorRT log above")
     seconds = time.perf_counter() - started
-    write_bytes_atomically(cache_path, bytes(config.get_timing_cache().serialize()))
+    write_timing_cache(cache_path, bytes(config.get_timing_cache().serialize()), trt.__version__, gpu, capability)
     write_bytes_atomically(plan_path, bytes(serialized))
     return {
         "file": Path(plan_path).name,
@@ -115,56 +164,11 @@ def build_engine(
         "tensorrt_version": trt.__version__,
         "gpu": gpu,
         "compute_capability": capability,
+        "onnx": Path(onnx_path).name,
         "build": {
-            "file": Path(plan_path).name,
-            "onnx": Path(onnx_path).name,
             "profile": {"min": low, "opt": opt, "max": high},
             "strongly_typed": True,
-            "version_compatible": version_compatible,
+            "timing_cache": cache_note,
             "build_seconds": round(seconds, 2),
         },
     }
-
-
-def run_engine(plan_path: str | Path, input_name: str, segments, batch_size: int) -> dict:
-    """Run ``segments: (N, L)`` float32 through an engine in batches -> {output: (N, width)} (for parity)."""
-    import numpy as np
-
-    trt, cudart = import_tensorrt()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
-    if engine is None:
-        raise TensorRTError(f"TensorRT could not load {plan_path}; {REBUILD}")
-    context = engine.create_execution_context()
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-    stream = _cuda(cudart.cudaStreamCreate())
-    results: dict[str, list] = {n: [] for n in outputs}
-    buffers = {}
-    try:
-        for start in range(0, len(segments), batch_size):
-            batch = np.ascontiguousarray(segments[start : start + batch_size], dtype=np.float32)
-            context.set_input_shape(input_name, batch.shape)
-            host = {input_name: batch}
-            for name in outputs:
-                host[name] = np.empty(tuple(context.get_tensor_shape(name)), dtype=np.float32)
-            for name, array in host.items():
-                buffers[name] = _cuda(cudart.cudaMalloc(array.nbytes))
-                context.set_tensor_address(name, buffers[name])
-            _cuda(cudart.cudaMemcpyAsync(buffers[input_name], batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
-            if not context.execute_async_v3(stream):
-                raise TensorRTError(f"TensorRT execution of {plan_path} failed")
-            for name in outputs:
-                _cuda(cudart.cudaMemcpyAsync(host[name].ctypes.data, buffers[name], host[name].nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
-            _cuda(cudart.cudaStreamSynchronize(stream))
-            for name in outputs:
-                results[name].append(host[name])
-            for address in buffers.values():
-                _cuda(cudart.cudaFree(address))
-            buffers.clear()
-    finally:
-        for address in buffers.values():
-            cudart.cudaFree(address)
-        cudart.cudaStreamDestroy(stream)
-    return {name: np.concatenate(parts) for name, parts in results.items()}
-

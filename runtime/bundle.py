@@ -9,30 +9,36 @@ A bundle is a folder::
     head_tags.safetensors         song-level classifier heads (numpy-applied)
     MODEL_CARD.md                 optional
 
-manifest.json (schema_version 1)::
+manifest.json (schema_version 1), typed by :class:`BundleSpec` (``from_dict`` / ``to_dict``)::
 
     {
       "format": "samplecnn-bundle", "schema_version": 1,
       "sample_rate": 22050,
-      "pooling": {"segment": "max", "song": "mean"},
+      "pooling": {"segment": "max", "song": "mean"},   # Pooling; the only pooling the runtime does
       "backbone_labels": [...],            # the pre-training tags behind each scale's logits
-      "scales": [{
+      "scales": [{                         # ScaleSpec
           "name": "3^9", "segment_samples": 59049, "input_name": "waveform",
           "config": {...BackboneConfig...},
           "models": {"fp32": "scale_3-9.fp32.onnx", "int8": "scale_3-9.int8.onnx"},
-          "engines": [{"file": "...plan", "precision": "fp16", "tensorrt_version": "10.9.0",
-                       "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
+          "graph": {"fp32": "conv2d", "int8": "conv2d"},
+          "extra_graphs": {"int8_trt": "scale_3-9.int8-trt.onnx"},   # optional: engine sources
+          "engines": [{"file": "...plan", "precision": "fp16", "tensorrt_version": "10.9.0",   # EngineSpec
+                       "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
+                       "onnx": "scale_3-9.fp16.onnx", "build": {"profile": ..., ...}}],
           "outputs": [{"name": "level1", "level": 1, "width": 512}, ...,
                       {"name": "logits", "level": 0, "width": 60}],
           "parity": {...}, "quantization": {...}
       }],
-      "heads": [{"name": "tags", "task": "tags"|"classes", "labels": [...],
-                 "file": "head_tags.safetensors", "scales": ["3^9", ...], "levels": [1, 2, 3],
+      "heads": [{"name": "tags", "task": "tags"|"classes", "labels": [...],            # HeadSpec
+                 "file": "head_tags.<sha256[:16]>.safetensors", "scales": ["3^9", ...], "levels": [1, 2, 3],
                  "input_width": 3840, "metrics": {...}}],
-      "files": {"scale_3-9.fp32.onnx": "<sha256>", ...},
-      "provenance": {"samplecnn_version": "...", "checkpoints": {...}, "training_data": ..., "metrics": ...}
+      "provenance": {"samplecnn_version": "...", "checkpoints": {...}, "training_data": ..., "metrics": ...},
+      "extra_files": ["MODEL_CARD.md"],
+      "files": {"scale_3-9.fp32.onnx": "<sha256>", ...}
     }
 
+:func:`write_manifest` is the only writer (export, fit and the model card use it, with
+:mod:`.bundle_write` for heads); the same spec and files always give the same bytes.
 The song vector a head reads is the concatenation, for each scale in ``head.scales`` (in that
 order) and each level in ``head.levels`` (in that order), of that level's segment-mean vector.
 """
@@ -75,22 +81,53 @@ def scale_file_stem(scale_name: str) -> str:
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """One graph output: ``name`` (B, ``width``) float32; ``level`` 1 = last hidden layer, 0 = logits."""
+
     name: str
-    level: int  # 1 = last hidden layer; 0 = logits
+    level: int
     width: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "level": self.level, "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OutputSpec":
+        return cls(d["name"], int(d["level"]), int(d["width"]))
 
 
 @dataclass(frozen=True)
 class EngineSpec:
+    """A TensorRT engine: runs only on ``tensorrt_version`` and ``gpu`` (see trt_support).
+
+    ``onnx``: the graph it was built from; ``build``: profile, flags and build time.
+    """
+
     file: str
     precision: str
     tensorrt_version: str
     gpu: str
     compute_capability: str
+    onnx: str = ""
+    build: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "precision": self.precision, "tensorrt_version": self.tensorrt_version, "gpu": self.gpu,
+                "compute_capability": self.compute_capability, "onnx": self.onnx, "build": dict(self.build)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineSpec":
+        return cls(d["file"], d["precision"], str(d["tensorrt_version"]), d["gpu"], str(d["compute_capability"]),
+                   d.get("onnx", ""), dict(d.get("build", {})))
 
 
 @dataclass(frozen=True)
 class ScaleSpec:
+    """One backbone scale: input ``input_name`` (B, ``segment_samples``), one ONNX file per precision.
+
+    ``graph``: precision -> graph kind ("conv2d" lowered or "conv1d"); ``extra_graphs``: other
+    ONNX files engines were built from (e.g. the TensorRT int8 QDQ graph), name -> file.
+    """
+
     name: str
     segment_samples: int
     input_name: str
@@ -100,6 +137,8 @@ class ScaleSpec:
     engines: tuple[EngineSpec, ...] = ()
     parity: dict = field(default_factory=dict)
     quantization: dict = field(default_factory=dict)
+    graph: dict = field(default_factory=dict)
+    extra_graphs: dict = field(default_factory=dict)
 
     @property
     def level_outputs(self) -> tuple[OutputSpec, ...]:
@@ -111,9 +150,31 @@ class ScaleSpec:
                 return o
         raise BundleError(f"scale {self.name} has no level {level}; it has {[o.level for o in self.level_outputs]}")
 
+    def to_dict(self) -> dict:
+        d = {
+            "name": self.name, "segment_samples": self.segment_samples, "input_name": self.input_name,
+            "config": dict(self.config), "models": dict(self.models), "graph": dict(self.graph),
+            "engines": [e.to_dict() for e in self.engines], "outputs": [o.to_dict() for o in self.outputs],
+            "parity": dict(self.parity), "quantization": dict(self.quantization),
+        }  # fmt: skip
+        if self.extra_graphs:
+            d["extra_graphs"] = dict(self.extra_graphs)
+        return d
+
+    @classmethod
+    def from_dict(cls, s: dict) -> "ScaleSpec":
+        return cls(
+            name=s["name"], segment_samples=int(s["segment_samples"]), input_name=s["input_name"], models=dict(s["models"]),
+            outputs=tuple(OutputSpec.from_dict(o) for o in s["outputs"]), config=dict(s.get("config", {})),
+            engines=tuple(EngineSpec.from_dict(e) for e in s.get("engines", [])), parity=dict(s.get("parity", {})),
+            quantization=dict(s.get("quantization", {})), graph=dict(s.get("graph", {})), extra_graphs=dict(s.get("extra_graphs", {})),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class HeadSpec:
+    """A song-level classifier head (runtime/heads.py) reading ``scales`` x ``levels`` song vectors."""
+
     name: str
     task: str
     labels: tuple[str, ...]
@@ -123,10 +184,101 @@ class HeadSpec:
     input_width: int
     metrics: dict = field(default_factory=dict)
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "task": self.task, "labels": list(self.labels), "file": self.file, "scales": list(self.scales),
+                "levels": list(self.levels), "input_width": self.input_width, "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_dict(cls, h: dict) -> "HeadSpec":
+        return cls(h["name"], h["task"], tuple(h["labels"]), h["file"], tuple(h["scales"]), tuple(int(v) for v in h["levels"]),
+                   int(h["input_width"]), dict(h.get("metrics", {})))
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How segment outputs become song vectors: max over time inside a segment, mean over segments."""
+
+    segment: str = "max"
+    song: str = "mean"
+
+    def to_dict(self) -> dict:
+        return {"segment": self.segment, "song": self.song}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Pooling":
+        pooling = cls(**d)
+        if pooling != cls():
+            raise BundleError(f"pooling {d} is not supported; this samplecnn pools {cls().to_dict()}: re-export the bundle")
+        return pooling
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """Everything manifest.json says except the file hashes, typed both ways (``from_dict`` / ``to_dict``).
+
+    ``extra_files``: other files the manifest hashes (e.g. MODEL_CARD.md).
+    """
+
+    sample_rate: int
+    scales: tuple[ScaleSpec, ...]
+    heads: tuple[HeadSpec, ...] = ()
+    backbone_labels: tuple[str, ...] = ()
+    pooling: Pooling = Pooling()
+    provenance: dict = field(default_factory=dict)
+    extra_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "schema_version": SCHEMA_VERSION, "sample_rate": self.sample_rate, "pooling": self.pooling.to_dict(),
+            "backbone_labels": list(self.backbone_labels), "scales": [s.to_dict() for s in self.scales],
+            "heads": [h.to_dict() for h in self.heads], "provenance": dict(self.provenance), "extra_files": list(self.extra_files),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, manifest: dict, where: str | Path = MANIFEST) -> "BundleSpec":
+        """Parse and check a manifest dict; BundleError naming ``where`` when it is malformed."""
+        try:
+            spec = cls(
+                sample_rate=int(manifest["sample_rate"]),
+                scales=tuple(ScaleSpec.from_dict(s) for s in manifest["scales"]),
+                heads=tuple(HeadSpec.from_dict(h) for h in manifest.get("heads", [])),
+                backbone_labels=tuple(manifest.get("backbone_labels", [])),
+                pooling=Pooling.from_dict(manifest.get("pooling", {})),
+                provenance=dict(manifest.get("provenance", {})),
+                extra_files=tuple(manifest.get("extra_files", [])),
+            )
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: malformed manifest ({exc!r}); re-export the bundle with `samplecnn export`") from exc
+        spec.check(where)
+        return spec
+
+    def check(self, where: str | Path = MANIFEST) -> None:
+        if not self.scales:
+            raise BundleError(f"{where}: no scales; re-export the bundle with `samplecnn export`")
+        for h in self.heads:
+            if h.task not in TASKS:
+                raise BundleError(f"{where}: head {h.name!r} has task {h.task!r}; valid: {TASKS}")
+            unknown = set(h.scales) - {s.name for s in self.scales}
+            if unknown:
+                raise BundleError(f"{where}: head {h.name!r} reads scales {sorted(unknown)} the bundle lacks")
+
+    def files(self) -> list[str]:
+        """Every file the manifest names (graphs, engines, heads, extra files), in manifest order."""
+        names = []
+        for s in self.scales:
+            names += list(s.models.values()) + list(s.extra_graphs.values()) + [e.file for e in s.engines]
+        names += [h.file for h in self.heads] + list(self.extra_files)
+        return list(dict.fromkeys(names))
+
 
 @dataclass
 class Bundle:
-    """A verified bundle: ``Bundle.load(path)`` checks schema, files and hashes."""
+    """A verified bundle: ``Bundle.load(path)`` checks schema, files and hashes.
+
+    ``manifest`` is the raw dict (with ``files``: name -> sha256); ``spec`` the typed view.
+    """
 
     root: Path
     manifest: dict
@@ -134,6 +286,7 @@ class Bundle:
     scales: tuple[ScaleSpec, ...]
     heads: tuple[HeadSpec, ...]
     backbone_labels: tuple[str, ...]
+    spec: BundleSpec | None = None
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -159,54 +312,10 @@ class Bundle:
     def load(cls, root: str | Path, *, verify_hashes: bool = True) -> "Bundle":
         root = Path(root)
         manifest = read_manifest(root)
+        spec = BundleSpec.from_dict(manifest, root / MANIFEST)
         if verify_hashes:
-            verify_files(root, manifest)
-        return cls._from_manifest(root, manifest)
-
-    @classmethod
-    def _from_manifest(cls, root: Path, manifest: dict) -> "Bundle":
-        where = root / MANIFEST
-        try:
-            scales = tuple(
-                ScaleSpec(
-                    name=s["name"],
-                    segment_samples=int(s["segment_samples"]),
-                    input_name=s["input_name"],
-                    models=dict(s["models"]),
-                    outputs=tuple(OutputSpec(o["name"], int(o["level"]), int(o["width"])) for o in s["outputs"]),
-                    config=dict(s.get("config", {})),
-                    engines=tuple(EngineSpec(**e) for e in s.get("engines", [])),
-                    parity=dict(s.get("parity", {})),
-                    quantization=dict(s.get("quantization", {})),
-                )
-                for s in manifest["scales"]
-            )
-            heads = tuple(
-                HeadSpec(
-                    name=h["name"],
-                    task=h["task"],
-                    labels=tuple(h["labels"]),
-                    file=h["file"],
-                    scales=tuple(h["scales"]),
-                    levels=tuple(int(v) for v in h["levels"]),
-                    input_width=int(h["input_width"]),
-                    metrics=dict(h.get("metrics", {})),
-                )
-                for h in manifest.get("heads", [])
-            )
-            sample_rate = int(manifest["sample_rate"])
-            labels = tuple(manifest.get("backbone_labels", []))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{where}: malformed manifest ({exc!r}); re-export the bundle with `samplecnn export`") from exc
-        if not scales:
-            raise BundleError(f"{where}: no scales; re-export the bundle with `samplecnn export`")
-        for h in heads:
-            if h.task not in TASKS:
-                raise BundleError(f"{where}: head {h.name!r} has task {h.task!r}; valid: {TASKS}")
-            unknown = set(h.scales) - {s.name for s in scales}
-            if unknown:
-                raise BundleError(f"{where}: head {h.name!r} reads scales {sorted(unknown)} the bundle lacks")
-        return cls(root, manifest, sample_rate, scales, heads, labels)
+            verify_files(root, manifest, spec)
+        return cls(root, manifest, spec.sample_rate, spec.scales, spec.heads, spec.backbone_labels, spec)
 
 
 def read_manifest(root: Path) -> dict:
@@ -230,7 +339,7 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
-def verify_files(root: Path, manifest: dict) -> None:
+def verify_files(root: Path, manifest: dict, spec: BundleSpec | None = None) -> None:
     """Every file the manifest lists exists with its sha256; every file the manifest names is listed."""
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
@@ -242,7 +351,7 @@ def verify_files(root: Path, manifest: dict) -> None:
             problems.append(f"missing file {relative}")
         elif sha256_file(path) != expected:
             problems.append(f"{relative} does not match its sha256 in the manifest (modified or corrupted)")
-    for relative in referenced_files(manifest):
+    for relative in (spec or BundleSpec.from_dict(manifest, root / MANIFEST)).files():
         if relative not in files:
             problems.append(f"{relative} is referenced but has no hash")
     if problems:
@@ -252,21 +361,27 @@ def verify_files(root: Path, manifest: dict) -> None:
         )
 
 
-def referenced_files(manifest: dict) -> list[str]:
-    names = []
-    for s in manifest.get("scales", []):
-        names += list(s.get("models", {}).values()) + [e["file"] for e in s.get("engines", [])]
-    names += [h["file"] for h in manifest.get("heads", [])]
-    return names
+def write_manifest(root: str | Path, spec: BundleSpec) -> dict:
+    """The one manifest writer: hash every file ``spec`` names, replace manifest.json atomically.
 
-
-def write_manifest_atomically(root: Path, manifest: dict) -> None:
-    """Recompute every hash, then replace manifest.json atomically (for in-place updates)."""
-    manifest = dict(manifest)
-    manifest["files"] = {rel: sha256_file(root / rel) for rel in sorted(set(referenced_files(manifest)) | set(manifest.get("extra_files", [])))}
+    Same spec and same files -> byte-identical manifest.json. Returns the manifest dict.
+    """
+    root = Path(root)
+    spec.check(root / MANIFEST)
+    manifest = spec.to_dict()
+    missing = [rel for rel in spec.files() if not (root / rel).is_file()]
+    if missing:
+        raise BundleError(f"cannot write {root / MANIFEST}: it names files that are not there: {missing}")
+    manifest["files"] = {rel: sha256_file(root / rel) for rel in sorted(spec.files())}
     with atomic_path(root / MANIFEST) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=False)
         f.write("\n")
+    return manifest
+
+
+def write_manifest_atomically(root: Path, manifest: dict) -> dict:
+    """Parse ``manifest`` (a dict, e.g. edited by hand in a test) and write it with :func:`write_manifest`."""
+    return write_manifest(root, BundleSpec.from_dict(manifest, Path(root) / MANIFEST))
 
 
 def publish_folder_atomically(staging: Path, destination: Path) -> None:

@@ -10,15 +10,13 @@ dataset's tags, the classifier trained on another label (or dataset).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..runtime.bundle import Bundle, BundleError, read_manifest, write_manifest_atomically
-from ..runtime.heads import save_head
+from ..runtime.bundle import HeadSpec
+from ..runtime.bundle_write import add_head as write_head
 from .data import Dataset
 from .features import FeatureError, SongVectors, extract_song_vectors
 from .metrics import evaluate
@@ -147,38 +145,14 @@ def check_head_name(name: str) -> None:
 def add_head(bundle_root: str | Path, report: FitReport, name: str, extra: dict | None = None) -> Path:
     """Write ``report``'s classifier into the bundle as head ``name`` (replacing one of that name).
 
-    The head file gets a new unique name, then the manifest (with every hash) is replaced
-    atomically, then the old file is removed: a reader sees the old bundle or the new one.
+    :func:`samplecnn.runtime.bundle_write.add_head` does the writing: a content-addressed head
+    file, then the manifest (every hash) replaced atomically, then the old file removed.
     """
     check_head_name(name)
-    root = Path(bundle_root)
-    bundle = Bundle.load(root)  # refuse to extend a bundle that is already broken
-    missing = [s for s in report.scales if s not in {sc.name for sc in bundle.scales}]
-    if missing:
-        raise BundleError(f"head reads scales {missing} that bundle {root} lacks")
-    fd, tmp = tempfile.mkstemp(prefix=f"head_{name}.", suffix=".safetensors", dir=root)
-    os.close(fd)
     c = report.classifier
-    save_head(tmp, c.mean, c.std, c.layers)
-    manifest = read_manifest(root)
-    old = [h for h in manifest.get("heads", []) if h["name"] == name]
-    entry = {
-        "name": name,
-        "task": report.task,
-        "labels": report.labels,
-        "file": Path(tmp).name,
-        "scales": report.scales,
-        "levels": report.levels,
-        "input_width": report.input_width,
-        "metrics": {"splits": report.metrics, "n_songs": report.n_songs, "classifier": report.config, **(extra or {})},
-    }
-    manifest["heads"] = [h for h in manifest.get("heads", []) if h["name"] != name] + [entry]
-    try:
-        write_manifest_atomically(root, manifest)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    for h in old:
-        if h["file"] != entry["file"] and (root / h["file"]).exists():
-            (root / h["file"]).unlink()
-    return root / entry["file"]
+    spec = HeadSpec(
+        name=name, task=report.task, labels=tuple(report.labels), file="", scales=tuple(report.scales),
+        levels=tuple(report.levels), input_width=report.input_width,
+        metrics={"splits": report.metrics, "n_songs": report.n_songs, "classifier": report.config, **(extra or {})},
+    )  # fmt: skip
+    return write_head(bundle_root, spec, c.mean, c.std, c.layers)

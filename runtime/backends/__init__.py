@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 from ..bundle import Bundle, ScaleSpec
-from .base import BACKENDS, DEVICES, Backend, BackendError, check_choice
+from .base import BACKENDS, DEVICES, Backend, BackendError, check_choice, run_in_batches
 
 
 def resolve_backend(bundle: Bundle, backend: str, device: str, precision: str) -> tuple[str, str]:

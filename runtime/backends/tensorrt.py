@@ -12,12 +12,29 @@ Device buffers are sized for the largest batch seen so far and reused.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..bundle import Bundle, BundleError, EngineSpec, ScaleSpec
 from .. import trt_support
 from ..trt_support import REBUILD, cuda_call, engine_compatible
-from .base import Backend, BackendError
+from .base import Backend, BackendError, graph_scale_spec
+
+def _check_device(device: str) -> None:
+    if device != "cuda":
+        raise BackendError(f"backend 'trt' runs on device 'cuda', not {device!r}; pass --device cuda or --backend ort")
+
+
+def _deserialize(trt, path: Path):
+    """(runtime, engine) of ``path``; the runtime must outlive its engine. TensorRT itself refuses
+    an engine of another version or GPU, so a single file needs no manifest to be checked."""
+    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
+    if engine is None:
+        raise BackendError(f"TensorRT could not deserialize {path}; {REBUILD}")
+    return runtime, engine
+
 
 def import_tensorrt():
     """(tensorrt, cudart) or BackendError naming the extra to install."""
@@ -43,45 +60,67 @@ def select_engine(bundle: Bundle, scale: ScaleSpec, precision: str | None) -> En
 
 
 class TrtBackend(Backend):
-    """One deserialized engine + execution context for one scale."""
+    """One deserialized engine + execution context for one scale (or one engine file: :meth:`from_file`)."""
 
     name = "trt"
 
     def __init__(self, bundle: Bundle, scale: ScaleSpec, *, precision: str | None = None, device: str = "cuda") -> None:
-        super().__init__(bundle, scale)
-        if device != "cuda":
-            raise BackendError(f"backend 'trt' runs on device 'cuda', not {device!r}; pass --device cuda or --backend ort")
+        _check_device(device)
         trt, cudart = import_tensorrt()
-        self.trt, self.cudart = trt, cudart
-        self.engine_spec = select_engine(bundle, scale, precision)
-        ok, reason = engine_compatible(self.engine_spec, trt.__version__, *trt_support.current_gpu(cudart, BackendError))
+        engine_spec = select_engine(bundle, scale, precision)
+        ok, reason = engine_compatible(engine_spec, trt.__version__, *trt_support.current_gpu(cudart, BackendError))
         if not ok:
             raise BackendError(reason)
-        self.precision = self.engine_spec.precision
-        logger = trt.Logger(trt.Logger.ERROR)
-        self.runtime = trt.Runtime(logger)
-        path = bundle.path(self.engine_spec.file)
-        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
-            raise BackendError(f"TensorRT could not deserialize {path}; {REBUILD}")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        if self.input_names != [scale.input_name]:
-            raise BundleError(f"{path} has inputs {self.input_names}, the manifest says {[scale.input_name]}; {REBUILD}")
-        missing = [n for n in self.output_names if n not in names]
+        path = bundle.path(engine_spec.file)
+        self.engine_spec = engine_spec
+        runtime, engine = _deserialize(trt, path)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if inputs != [scale.input_name]:
+            raise BundleError(f"{path} has inputs {inputs}, the manifest says {[scale.input_name]}; {REBUILD}")
+        missing = [o.name for o in scale.outputs if o.name not in names]
         if missing:
             raise BundleError(f"{path} lacks outputs {missing} the manifest lists; {REBUILD}")
-        not_float = [n for n in (scale.input_name, *self.output_names) if self.engine.get_tensor_dtype(n) != trt.float32]
+        self._attach(bundle, scale, trt, cudart, (runtime, engine), path, engine_spec.precision)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, device: str = "cuda", threads: int | None = None, **backend_options) -> "TrtBackend":
+        """Run the single serialized engine ``path`` (built for this TensorRT and GPU); outputs from the engine.
+
+        ``threads`` is accepted for the common signature and unused; ``backend_options``:
+        ``precision`` (a label for :attr:`description`, default "engine").
+        """
+        precision = backend_options.pop("precision", "engine")
+        if backend_options:
+            raise BackendError(f"TrtBackend.from_file got unknown options {sorted(backend_options)}; valid: precision")
+        _check_device(device)
+        trt, cudart = import_tensorrt()
+        runtime, engine = _deserialize(trt, Path(path))
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if len(inputs) != 1:
+            raise BackendError(f"{path} has inputs {inputs}; a samplecnn engine takes one waveform input")
+        outputs = [(n, tuple(engine.get_tensor_shape(n))) for n in names if n not in inputs]
+        scale = graph_scale_spec(path, inputs[0], tuple(engine.get_tensor_shape(inputs[0])), outputs)
+        backend = cls.__new__(cls)
+        backend._attach(None, scale, trt, cudart, (runtime, engine), Path(path), precision)
+        return backend
+
+    def _attach(self, bundle, scale: ScaleSpec, trt, cudart, loaded, path: Path, precision: str) -> None:
+        Backend.__init__(self, bundle, scale)
+        (self.runtime, engine), self.trt, self.cudart, self.file, self.precision = loaded, trt, cudart, path.name, precision
+        self.engine = engine
+        not_float = [n for n in (scale.input_name, *self.output_names) if engine.get_tensor_dtype(n) != trt.float32]
         if not_float:
-            raise BundleError(f"{path}: tensors {not_float} are not float32 (fp16 engines keep float32 I/O); {REBUILD}")
+            raise BundleError(f"{path}: tensors {not_float} are not float32 (fp16 and int8 engines keep float32 I/O); {REBUILD}")
+        self.context = engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
         self.capacity = 0
         self.buffers: dict[str, int] = {}
 
     @property
     def description(self) -> str:
-        return f"TensorRT {self.trt.__version__} (CUDA), {self.precision} engine {self.engine_spec.file}"
+        return f"TensorRT {self.trt.__version__} (CUDA), {self.precision} engine {self.file}"
 
     def _width(self, name: str) -> int:
         return self.scale.segment_samples if name == self.scale.input_name else next(o.width for o in self.scale.outputs if o.name == name)
@@ -100,13 +139,13 @@ class TrtBackend(Backend):
         self._ensure_capacity(n)
         name_in = self.scale.input_name
         if not self.context.set_input_shape(name_in, (n, self.scale.segment_samples)):
-            raise BackendError(f"engine {self.engine_spec.file} does not accept batch {n}; {REBUILD} with a larger max batch")
+            raise BackendError(f"engine {self.file} does not accept batch {n}; {REBUILD} with a larger max batch")
         for name, address in self.buffers.items():
             self.context.set_tensor_address(name, address)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(self.buffers[name_in], batch.ctypes.data, batch.nbytes, h2d, self.stream))
         if not self.context.execute_async_v3(int(self.stream)):  # the binding takes the raw handle
-            raise BackendError(f"TensorRT execution of {self.engine_spec.file} failed")
+            raise BackendError(f"TensorRT execution of {self.file} failed")
         outputs = {}
         for name in self.output_names:
             out = np.empty((n, self._width(name)), dtype=np.float32)

@@ -15,8 +15,10 @@ from onnx import numpy_helper
 from samplecnn.export.audio_sets import AudioSourceError, load_songs, stack_segments
 from samplecnn.export.bundle_writer import export_bundle
 from samplecnn.export.onnx_export import export_backbone
-from samplecnn.export.parity import ParityError, check_parity, cpu_session, run_session
+from samplecnn.export.parity import ParityError, check_parity
 from samplecnn.export.quantize import QuantizationError
+from samplecnn.runtime.backends import run_in_batches
+from samplecnn.runtime.backends.ort import OrtBackend
 from samplecnn.runtime.bundle import Bundle, BundleError
 from samplecnn.trainer.checkpoint import load_checkpoint
 
@@ -53,8 +55,8 @@ def test_conv2d_graph_equals_conv1d_graph(graphs, real_segments):
     assert "Conv" in kinds["conv2d"] and "MaxPool" in kinds["conv2d"]
     outs = {}
     for g, path in graphs.items():
-        session = cpu_session(path)
-        outs[g] = run_session(session, "waveform", real_segments, 4)
+        with OrtBackend.from_file(path, threads=1) as backend:  # the serving runner, from one graph file
+            outs[g] = run_in_batches(backend, real_segments, 4)
     for name in outs["conv1d"]:
         np.testing.assert_allclose(outs["conv2d"][name], outs["conv1d"][name], rtol=1e-4, atol=1e-6)
     weights = {g: [t for t in onnx.load(str(p)).graph.initializer if len(t.dims) == 4] for g, p in graphs.items()}
