@@ -242,13 +242,17 @@ class ServerProcess:
         return self.process.pid
 
     @classmethod
-    def start(cls, bundle: str | Path | None = None, extra_args: tuple[str, ...] = (), *, ready_timeout: float = 120.0) -> "ServerProcess":
+    def start(
+        cls, bundle: str | Path | None = None, extra_args: tuple[str, ...] = (), *, env: dict[str, str] | None = None, ready_timeout: float = 120.0
+    ) -> "ServerProcess":
+        """Start ``samplecnn serve`` on free ports; ``env`` adds environment variables (e.g. TMPDIR)."""
         port, grpc_port = free_port(), free_port()
         command = [sys.executable, "-m", "samplecnn.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
         command += (["--bundle", str(bundle)] if bundle is not None else []) + list(extra_args)
         fd, log_path = tempfile.mkstemp(prefix="samplecnn-serve-", suffix=".log")
         with os.fdopen(fd, "wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env={**os.environ, **(env or {})}, start_new_session=True)
         server = cls(process, port, grpc_port, log_path)
         try:
             server.wait_ready(ready_timeout)
