@@ -4,7 +4,9 @@
 
 Every number in the card comes from the bundle's manifest (head metrics, parity, int8
 agreement, checkpoint training records) or from the ablation JSON files; nothing is typed in.
-The manifest's hashes are rewritten afterwards so the bundle stays valid.
+The card is then listed in the manifest by the runtime's one bundle writer
+(``runtime.bundle_write.add_extra_file``), so the bundle stays valid and building it twice
+from the same inputs gives the same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import platform
 from pathlib import Path
 
 from samplecnn.export.report import model_card as technical_card
-from samplecnn.runtime.bundle import Bundle, read_manifest, write_manifest_atomically
+from samplecnn.runtime.bundle import Bundle
+from samplecnn.runtime.bundle_write import add_extra_file
 from samplecnn.trainer.ablation import to_markdown
 
 INTRO = """# samplecnn default model
@@ -140,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.bundle)
     bundle = Bundle.load(root)
-    manifest = read_manifest(root)
+    manifest = bundle.spec.to_dict()
     lines = [INTRO, DATA]
     lines += training_section(manifest, Path(args.runs))
     lines += heads_section(bundle)
@@ -154,10 +157,7 @@ def main() -> None:
               "bash experiments/default_model.sh            # export, heads, ablation, this card, copy into the package", "```", ""]
     lines += ["---", "", technical_card(manifest).replace("# samplecnn bundle", "## Technical details", 1)]
     (root / "MODEL_CARD.md").write_text("\n".join(lines))
-    manifest.setdefault("extra_files", [])
-    if "MODEL_CARD.md" not in manifest["extra_files"]:
-        manifest["extra_files"].append("MODEL_CARD.md")
-    write_manifest_atomically(root, manifest)
+    add_extra_file(root, "MODEL_CARD.md")
     Bundle.load(root)
     print(f"wrote {root / 'MODEL_CARD.md'}")
 

@@ -104,3 +104,24 @@ def test_trt_refuses_an_engine_built_elsewhere(tiny_bundle, tmp_path):
     foreign = _with_engine(tiny_bundle, tmp_path)
     with pytest.raises(BackendError, match="samplecnn export --engine trt"):
         TrtBackend(foreign, foreign.scales[0], precision="fp16")
+
+
+def test_ort_from_file_runs_one_graph_like_the_bundle_backend(bundle):
+    from samplecnn.runtime.backends import run_in_batches
+
+    scale = bundle.scale("3^9")
+    x = np.random.default_rng(1).standard_normal((5, scale.segment_samples)).astype(np.float32) * 0.1
+    with OrtBackend(bundle, scale, threads=1) as served, OrtBackend.from_file(bundle.path(scale.models["fp32"]), threads=1) as single:
+        assert single.bundle is None and single.scale.segment_samples == scale.segment_samples
+        assert [(o.name, o.level, o.width) for o in single.scale.outputs] == [(o.name, o.level, o.width) for o in scale.outputs]
+        expected = served.infer(x)
+        for name, value in run_in_batches(single, x, 2).items():  # ragged last batch
+            np.testing.assert_array_equal(value, expected[name])
+    with pytest.raises(BackendError, match="unknown options \\['providers'\\]"):
+        OrtBackend.from_file(bundle.path(scale.models["fp32"]), providers=["CPUExecutionProvider"])
+
+
+def test_unknown_precision_names_the_valid_ones_not_a_command_that_does_not_exist(bundle):
+    with pytest.raises(BackendError) as info:
+        Tagger(bundle, backend="ort", precision="int4")
+    assert "'int4' is not one of fp32, fp16, int8" in str(info.value) and "export --precision int4" not in str(info.value)
