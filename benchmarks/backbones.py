@@ -29,8 +29,19 @@ from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, mac
                      report_child, run_child, time_calls, write_json)
 from .peak import measure as measure_peak
 
-ENGINES = ("torch eager fp32", "ort fp32 conv1d", "ort fp32 conv2d", "ort int8")
-ENGINE_PRECISION = {"torch eager fp32": "fp32", "ort fp32 conv1d": "fp32", "ort fp32 conv2d": "fp32", "ort int8": "int8"}
+ENGINES = ("torch eager fp32", "ort fp32 conv1d", "ort fp32 conv2d", "ort int8", "openvino fp32", "openvino bf16", "openvino int8")
+ENGINE_PRECISION = {"torch eager fp32": "fp32", "ort fp32 conv1d": "fp32", "ort fp32 conv2d": "fp32", "ort int8": "int8",
+                    "openvino fp32": "fp32", "openvino bf16": "bf16", "openvino int8": "int8"}
+PEAK_KEY = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}  # each row against the peak of its precision
+
+
+def available_engines() -> tuple[str, ...]:
+    """ENGINES this machine runs: OpenVINO rows need openvino, bf16 also a native-bf16 CPU."""
+    from samplecnn.runtime.backends.openvino import NATIVE_BF16_FLAGS, cpu_flags
+
+    has_ov = importlib.util.find_spec("openvino") is not None
+    native_bf16 = any(f in cpu_flags() for f in NATIVE_BF16_FLAGS)
+    return tuple(e for e in ENGINES if not e.startswith("openvino") or (has_ov and (e != "openvino bf16" or native_bf16)))
 MAIN_SCALE = "3^9"
 MAIN_BATCHES = (1, 4, 16, 64)
 OTHER_BATCHES = (1, 16)
@@ -55,11 +66,12 @@ def _torch_runner(case: dict, threads: int):
 
 
 def _ort_runner(case: dict, threads: int):
-    from samplecnn.runtime.backends.ort import OrtBackend
+    """The runtime's own backend (onnxruntime or OpenVINO, ``case["backend"]``) for one scale."""
+    from samplecnn.runtime.backends import open_backend
     from samplecnn.runtime.bundle import Bundle
 
     bundle = Bundle.load(case["bundle"])
-    backend = OrtBackend(bundle, bundle.scale(case["scale"]), precision=case["precision"], threads=threads)
+    backend = open_backend(bundle, bundle.scale(case["scale"]), case.get("backend", "ort"), precision=case["precision"], threads=threads)
     return backend.infer
 
 
@@ -131,6 +143,7 @@ def engine_case(engine: str, scale: str, width: float, batches, prepared: dict) 
     else:
         case["bundle"] = model["bundle_conv1d"] if "conv1d" in engine else model["bundle"]
         case["precision"] = ENGINE_PRECISION[engine]
+        case["backend"] = "openvino" if engine.startswith("openvino") else "ort"
     return case
 
 
@@ -147,7 +160,7 @@ def run(*, widths: list[float], min_seconds: float, min_calls: int, workdir: Pat
     peak = measure_peak(threads_used, seconds=max(0.3, min_seconds / 2))
     cases = plan_cases(widths, all_threads, scales, main_batches, other_batches)
     rows, child_rss = [], {}
-    for engine in ENGINES:
+    for engine in available_engines():
         for threads in threads_used:
             mine = [engine_case(engine, s, w, b, prepared) for s, w, t, b in cases if t == threads]
             if not mine:
@@ -161,8 +174,9 @@ def run(*, widths: list[float], min_seconds: float, min_calls: int, workdir: Pat
         flops = preset(r["scale"], n_tags=50, width=r["width"]).flops_per_segment()
         r["gflop_per_segment"] = round(flops / 1e9, 3)
         r["achieved_gflops"] = round(flops * r["segments_per_s"] / 1e9, 1)
-        limit = peak[r["threads"]]["int8_gops" if ENGINE_PRECISION[r["engine"]] == "int8" else "fp32_gflops"]
-        r["fraction_of_peak"] = round(r["achieved_gflops"] / limit, 3)
+        limit = peak[r["threads"]][PEAK_KEY[ENGINE_PRECISION[r["engine"]]]]
+        r["peak_precision"] = ENGINE_PRECISION[r["engine"]]
+        r["fraction_of_peak"] = round(r["achieved_gflops"] / limit, 3) if limit else None
         base = torch_ms.get((r["scale"], r["width"], r["threads"], r["batch"]))
         r["speedup_vs_torch"] = round(base / r["ms_per_segment"], 2) if base else None
     return {"peak": {str(k): v for k, v in peak.items()}, "rows": rows, "prepared": prepared, "child_peak_rss_mb": child_rss,
@@ -181,9 +195,10 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         speed = "" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.2f}"
         lines.append(f"{r['engine']:<17} {r['scale']:>5} {r['width']:>5g} {r['threads']:>3} {r['batch']:>5} {r['ms_per_segment']:>8.2f} "
-                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {100 * r['fraction_of_peak']:>6.1f}% {speed:>7}")
+                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {100 * (r['fraction_of_peak'] or 0):>6.1f}% {speed:>7}")
     for threads, p in result["peak"].items():
-        lines.append(f"measured peak, {threads} thread(s): fp32 {p['fp32_gflops']} GFLOP/s, int8 {p['int8_gops']} GOP/s  {p['detail']}")
+        lines.append(f"measured peak, {threads} thread(s): fp32 {p['fp32_gflops']} GFLOP/s, bf16 {p.get('bf16_gflops')} GFLOP/s, "
+                     f"int8 {p['int8_gops']} GOP/s  {p['detail']}")
     lines.append(f"TensorRT fp16/int8: {result['tensorrt']}")
     return "\n".join(lines)
 

@@ -76,7 +76,7 @@ def machine_info() -> dict:
     return {
         "cpu": cpu_model(), "cores": os.cpu_count(), "simd": cpu_flags(), "memory_gb": round(mem_gb, 1),
         "python": platform.python_version(), "numpy": np.__version__, "onnxruntime": version("onnxruntime"),
-        "torch": version("torch"), "tensorrt": version("tensorrt"), "loadavg_at_start": [round(v, 2) for v in load],
+        "torch": version("torch"), "openvino": version("openvino"), "tensorrt": version("tensorrt"), "loadavg_at_start": [round(v, 2) for v in load],
         "training_running_at_start": training_running(), "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 

@@ -3,8 +3,9 @@
 Every backbone figure is read against these (achieved GFLOP/s = flops_per_segment x segments/s),
 so "fraction of peak" means fraction of what this CPU's best GEMM kernels reach right now,
 on the same cores, in the same run. fp32: numpy's BLAS, onnxruntime's MatMul (MLAS) and
-torch.mm (MKL) on square and convolution-shaped GEMMs; the best of all is the peak. int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; uses
-VNNI/AMX where the CPU has them). Run alone:
+torch.mm (MKL) and OpenVINO's MatMul on square and convolution-shaped GEMMs; the best of all is the peak. int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; uses
+VNNI/AMX where the CPU has them). bf16 (CPUs with avx512_bf16 / amx_bf16, OpenVINO installed): OpenVINO's MatMul
+with the bf16 precision hint, the best of square and conv-shaped. Run alone:
 
     python -m samplecnn.benchmarks.peak [--threads 1 --threads 2] [--seconds 1]
 """
@@ -65,6 +66,27 @@ def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: fl
     return 2 * m * k * n / min(times) / 1e9
 
 
+def _openvino_gemm(shape: tuple[int, int, int], hint: str, threads: int, seconds: float) -> float | None:
+    """GFLOP/s of OpenVINO's MatMul with INFERENCE_PRECISION_HINT ``hint`` (f32 | bf16); None without openvino."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    import tempfile
+
+    m, k, n = shape
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/gemm.onnx"
+        with open(path, "wb") as f:
+            f.write(_matmul_model(shape, False))
+        compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+                                                         "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)})
+    request = compiled.create_infer_request()
+    a = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
+    times = time_calls(lambda: request.infer({0: a}, share_inputs=True), min_seconds=seconds, min_calls=3)
+    return 2 * m * k * n / min(times) / 1e9
+
+
 def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
     m, k, n = shape
     rng = np.random.default_rng(2)
@@ -97,13 +119,31 @@ def child(spec: dict) -> dict:
         detail[f"numpy matmul fp32 {name}"] = round(_numpy_gemm(shape, seconds / 2), 1)
         detail[f"onnxruntime MatMul fp32 {name}"] = round(_ort_gemm(shape, False, threads, seconds / 2), 1)
     detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"] = round(_ort_gemm((INT8_SIZE,) * 3, True, threads, seconds), 1)
+    # bf16: OpenVINO's MatMul with the bf16 hint (AVX512-BF16 / AMX-BF16 kernels), square and conv-shaped;
+    # its f32 MatMul joins the fp32 candidates, so fp32 rows are never read against a lower peak.
+    native_bf16 = any(f in _cpu_flags() for f in ("avx512_bf16", "amx_bf16"))
+    for shape in (FP32_SHAPES[1], FP32_SHAPES[2]):
+        name = "x".join(map(str, shape))
+        f32 = _openvino_gemm(shape, "f32", threads, seconds / 2)
+        if f32 is not None:
+            detail[f"openvino MatMul fp32 {name}"] = round(f32, 1)
+            if native_bf16:
+                detail[f"openvino MatMul bf16 {name}"] = round(_openvino_gemm(shape, "bf16", threads, seconds / 2), 1)
     detail.update(_torch_gemms(threads, seconds / 2))  # last: its OpenMP pool would spin under the others
+    bf16 = [v for k, v in detail.items() if " bf16 " in k]
     return {
         "threads": threads,
         "fp32_gflops": max(v for k, v in detail.items() if "fp32" in k),
+        "bf16_gflops": max(bf16) if bf16 else None,
         "int8_gops": detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"],
         "detail": detail,
     }
+
+
+def _cpu_flags() -> set[str]:
+    from samplecnn.runtime.backends.openvino import cpu_flags
+
+    return cpu_flags()
 
 
 def measure(threads_list: list[int], seconds: float = 1.0) -> dict[int, dict]:
@@ -121,7 +161,7 @@ def main() -> None:
         report_child(child(json.loads(args.child)))
         return
     for threads, row in measure(args.threads or sorted({1, os.cpu_count() or 1}), args.seconds).items():
-        print(f"{threads} thread(s): fp32 {row['fp32_gflops']} GFLOP/s, int8 {row['int8_gops']} GOP/s  {row['detail']}")
+        print(f"{threads} thread(s): fp32 {row['fp32_gflops']} GFLOP/s, bf16 {row['bf16_gflops']} GFLOP/s, int8 {row['int8_gops']} GOP/s  {row['detail']}")
 
 
 if __name__ == "__main__":

@@ -129,8 +129,9 @@ def _top5(scores: np.ndarray, labels) -> list[str]:
 
 
 def _ort_child(spec: dict) -> dict:
+    """One runtime pipeline (any backend: ``spec["backend"]``, default ort) over the songs."""
     paths, rows = spec["paths"], {}
-    with Tagger(spec["bundle"], precision=spec["precision"]) as tagger:  # default batch and threads, as `samplecnn infer`
+    with Tagger(spec["bundle"], backend=spec.get("backend", "ort"), precision=spec["precision"]) as tagger:  # default batch and threads
         list(tagger.tag(paths[:1]))  # warm-up
         passes = []
         for _ in range(spec["repeat"]):
@@ -138,10 +139,11 @@ def _ort_child(spec: dict) -> dict:
             results = list(tagger.tag(paths))
             passes.append(time.perf_counter() - t0)
         latencies = []
-        for path in paths:
+        for path in paths if spec.get("latencies", True) else []:
             t0 = time.perf_counter()
             (result,) = tagger.tag([path])
             latencies.append(time.perf_counter() - t0)
+        latencies = latencies or [min(passes) / len(paths)] * len(paths)
         head = next(iter(results[0].scores))
         rows = {r.path: [label for label, _ in r.top[head]] for r in results if r.ok}
         segments = {s: sum(r.n_segments.get(s, 0) for r in results if r.ok) for s in tagger.batch_sizes}
@@ -227,13 +229,14 @@ import sys, numpy as np, torch
 from samplecnn.runtime.audio import load_audio
 from samplecnn.runtime.segments import cut_segments
 from samplecnn.trainer.checkpoint import load_checkpoint
-song, checkpoints = sys.argv[1], [load_checkpoint(p) for p in sys.argv[2:]]
+BATCH = int(sys.argv[1])  # torch at its best batch (TORCH_BATCH), as in the pipeline table
+song, checkpoints = sys.argv[2], [load_checkpoint(p) for p in sys.argv[3:]]
 models = [c.build_model() for c in checkpoints]
 audio, probs = load_audio(song, checkpoints[0].config.sample_rate), []
 with torch.inference_mode():
     for m in models:
         segments = torch.from_numpy(cut_segments(audio, m.config.segment_samples))
-        probs.append(torch.cat([torch.sigmoid(m(segments[i:i + 8])["logits"]) for i in range(0, len(segments), 8)]).mean(0).numpy())
+        probs.append(torch.cat([torch.sigmoid(m(segments[i:i + BATCH])["logits"]) for i in range(0, len(segments), BATCH)]).mean(0).numpy())
 scores = np.mean(probs, axis=0)
 print(song, [checkpoints[0].labels[i] for i in np.argsort(-scores)[:5]])
 """
@@ -246,7 +249,7 @@ def cold_start(bundle: str | None, checkpoints: list[str], song: str, repeat: in
     ``bundle`` None: `samplecnn infer` with the installed default model (no --bundle)."""
     chosen = ["--bundle", bundle] if bundle else []
     commands = {"samplecnn infer (onnxruntime)": _cli() + ["infer", *chosen, "--no-progress", song],
-                "torch process": [sys.executable, "-c", _TORCH_COLD_START, song, *checkpoints]}
+                "torch process": [sys.executable, "-c", _TORCH_COLD_START, str(TORCH_BATCH), song, *checkpoints]}
     times: dict[str, list[float]] = {name: [] for name in commands}
     for attempt in range(repeat + 1):
         for name, command in commands.items():
@@ -262,43 +265,106 @@ def cold_start(bundle: str | None, checkpoints: list[str], song: str, repeat: in
     return {"song": song, "median_s": medians, "runs_s": times, "ratio": round(ort / torch_s, 3)}
 
 
-def compare(bundle: str, checkpoints: list[str], paths: list[str], *, repeat: int = 1, precisions=("fp32", "int8"), rss_file: str | None = None,
-            cold_repeat: int = 3, log=print) -> dict:
-    """ORT pipelines (default settings) and the torch-eager pipeline on the same songs, side by side."""
-    results = {}
-    for precision in precisions:
-        results[f"onnxruntime {precision}"] = run_child("samplecnn.benchmarks.pipeline_profile",
-                                                        {"engine": "ort", "bundle": bundle, "precision": precision, "paths": paths, "repeat": repeat})
-        log(f"  pipeline onnxruntime {precision}: {results[f'onnxruntime {precision}']['wall_s']:.1f} s")
-    results["torch eager fp32"] = run_child("samplecnn.benchmarks.pipeline_profile",
-                                            {"engine": "torch", "checkpoints": checkpoints, "paths": paths, "repeat": repeat, "batch": TORCH_BATCH})
-    log(f"  pipeline torch eager: {results['torch eager fp32']['wall_s']:.1f} s")
+SPREAD_FLAG = 0.10  # a figure whose rounds spread more than 10% of their median is flagged
+
+
+def runtime_engines(precisions=("fp32", "int8")) -> dict[str, dict]:
+    """{pipeline name: child spec} of the runtime pipelines this machine can run: onnxruntime per
+    precision, and OpenVINO fp32 / bf16 (native-bf16 CPUs only) / int8 when it is installed."""
+    import importlib.util
+
+    from samplecnn.runtime.backends.openvino import NATIVE_BF16_FLAGS, cpu_flags
+
+    engines = {f"onnxruntime {p}": {"engine": "ort", "backend": "ort", "precision": p} for p in precisions}
+    if importlib.util.find_spec("openvino") is not None:
+        native_bf16 = any(f in cpu_flags() for f in NATIVE_BF16_FLAGS)
+        for p in ("fp32", "bf16", "int8"):
+            if (p == "bf16" and native_bf16) or p in precisions:
+                engines[f"openvino {p}"] = {"engine": "ort", "backend": "openvino", "precision": p}
+    return engines
+
+
+def spread(values: list[float]) -> dict:
+    """Median, (max - min) / median and the flag of a figure measured once per round."""
+    median = float(np.median(values))
+    width = (max(values) - min(values)) / median if median else float("nan")
+    return {"median": round(median, 3), "spread": round(width, 3), "flagged": bool(width > SPREAD_FLAG), "rounds": [round(v, 3) for v in values]}
+
+
+def compare(bundle: str, checkpoints: list[str] | None, paths: list[str], *, rounds: int = 3, precisions=("fp32", "int8"),
+            rss_file: str | None = None, cold_repeat: int = 3, musicnn: bool = True, log=print) -> dict:
+    """Runtime pipelines (default settings), torch eager (when ``checkpoints``) and musicnn (when
+    its environment exists) on the same songs, in interleaved rounds: every engine once per round
+    (A B C A B C ...), each in a fresh process; every figure is the median over rounds with its
+    spread, and ratios are taken within a round (engine / torch of the same round) before the median."""
+    from . import musicnn_speed
+
+    engines = {name: {**spec, "bundle": bundle, "paths": paths, "repeat": 1} for name, spec in runtime_engines(precisions).items()}
+    if checkpoints:
+        engines["torch eager fp32"] = {"engine": "torch", "checkpoints": checkpoints, "paths": paths, "repeat": 1, "batch": TORCH_BATCH}
+    absent = {}
+    results: dict[str, list[dict]] = {name: [] for name in engines}
+    for r in range(rounds):
+        for name, spec in engines.items():
+            results[name].append(run_child("samplecnn.benchmarks.pipeline_profile", {**spec, "latencies": r == 0}))
+        if musicnn and "musicnn" not in absent:
+            got = musicnn_speed.run_round(paths)
+            if "absent" in got:
+                absent["musicnn"] = got["absent"]
+            else:
+                got.update(segments={}, failed=[], peak_rss_mb=None, passes_wall_s=[got["wall_s"]])
+                results.setdefault("musicnn", []).append(got)
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]['wall_s']:.1f} s" for n, v in results.items() if v))
     from samplecnn.trainer.model import BackboneConfig
 
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     flops = {s["name"]: BackboneConfig.from_dict(s["config"]).flops_per_segment() for s in manifest["scales"]}
-    rows = [pipeline_row(name, r, flops) for name, r in results.items()]
-    torch_row = rows[-1]
-    for row in rows:
-        row["speedup_vs_torch"] = round(row["songs_per_s"] / torch_row["songs_per_s"], 2)
-    out = {"bundle": bundle, "checkpoints": checkpoints, "songs": paths, "rows": rows,
-           "top5_agreement_vs_ort_fp32": {name: top5_agreement(results["onnxruntime fp32"]["top5"], r["top5"]) for name, r in results.items()
-                                          if name != "onnxruntime fp32" and "onnxruntime fp32" in results}}
-    out["cold_start"] = cold_start(bundle, checkpoints, paths[0], repeat=cold_repeat)
-    log(f"  cold start: {out['cold_start']['median_s']}")
+    rows = []
+    for name, per_round in results.items():
+        row = pipeline_row(name, per_round[0], flops if name != "musicnn" else {})
+        walls = [x["wall_s"] for x in per_round]
+        row["wall_s"] = round(float(np.median(walls)), 2)
+        row["songs_per_s"] = round(row["songs"] / row["wall_s"], 3)
+        row["x_realtime"] = round(row["audio_s"] / row["wall_s"], 1)
+        if name != "musicnn":
+            row["achieved_gflops"] = round(sum(flops[s] * n for s, n in per_round[0]["segments"].items()) / row["wall_s"] / 1e9, 1)
+        row["x_realtime_rounds"] = spread([x["audio_s"] / x["wall_s"] for x in per_round])
+        for base in ("torch eager fp32", "musicnn"):
+            if base in results and len(results[base]) == len(per_round):
+                ratios = [b["wall_s"] / x["wall_s"] for x, b in zip(per_round, results[base])]  # same songs: songs/s ratio
+                row["vs_" + base.split()[0]] = spread(ratios)
+        row["speedup_vs_torch"] = row.get("vs_torch", {}).get("median")
+        rows.append(row)
+    reference = results.get("onnxruntime fp32", [{}])[0].get("top5")
+    out = {"bundle": bundle, "checkpoints": checkpoints, "songs": paths, "rounds": rounds, "rows": rows, "absent": absent,
+           "flagged": [r["pipeline"] for r in rows if r["x_realtime_rounds"]["flagged"]],
+           "top5_agreement_vs_ort_fp32": {name: top5_agreement(reference, r[0]["top5"]) for name, r in results.items()
+                                          if reference and name not in ("onnxruntime fp32", "musicnn")}}
+    if checkpoints:
+        out["cold_start"] = cold_start(bundle, checkpoints, paths[0], repeat=cold_repeat)
+        log(f"  cold start: {out['cold_start']['median_s']}")
     out["peak_rss"] = [peak_rss(bundle, p, rss_file or paths[0]) for p in precisions]
     return out
 
 
 def format_compare(result: dict, title: str) -> str:
-    lines = [title, f"{'pipeline':<22}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>7}{'p50 s':>7}{'p95 s':>7}{'GFLOP/s':>8}{'x torch':>8}"]
+    def ratio(r: dict, key: str) -> str:
+        v = r.get(key)
+        return f"{v['median']}±{100 * v['spread']:.0f}%{'!' if v['flagged'] else ''}" if v else "-"
+
+    lines = [f"{title} (median of {result.get('rounds', 1)} interleaved rounds, ±spread, ! = spread > {100 * SPREAD_FLAG:.0f}%)",
+             f"{'pipeline':<20}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>14}{'p50 s':>7}{'GFLOP/s':>8}{'x torch':>14}{'x musicnn':>14}"]
     for r in result["rows"]:
-        lines.append(f"{r['pipeline']:<22}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{r['x_realtime']:>7}"
-                     f"{r['latency_p50_s']:>7}{r['latency_p95_s']:>7}{r['achieved_gflops']:>8}{r['speedup_vs_torch']:>8}")
+        rt = ratio(r, "x_realtime_rounds").split("±")[-1]
+        lines.append(f"{r['pipeline']:<20}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{str(r['x_realtime']) + '±' + rt:>14}"
+                     f"{r['latency_p50_s']:>7}{r['achieved_gflops']:>8}{ratio(r, 'vs_torch'):>14}{ratio(r, 'vs_musicnn'):>14}")
+    for name, why in result.get("absent", {}).items():
+        lines.append(f"{name}: absent ({why})")
     for name, a in result["top5_agreement_vs_ort_fp32"].items():
         lines.append(f"top-5 agreement of {name} with onnxruntime fp32: mean {a['mean']:.3f}, worst song {a['min']:.2f} ({a['songs']} songs)")
-    c = result["cold_start"]
-    lines.append(f"cold start (one song, process start to exit): " + ", ".join(f"{k} {v} s" for k, v in c["median_s"].items()) + f"; ratio {c['ratio']}")
+    c = result.get("cold_start")
+    if c:
+        lines.append("cold start (one song, process start to exit): " + ", ".join(f"{k} {v} s" for k, v in c["median_s"].items()) + f"; ratio {c['ratio']}")
     for r in result["peak_rss"]:
         lines.append(f"peak RSS of samplecnn infer ({r['precision']}, default settings, {r['audio_h'] * 60:.1f} min file): {r['peak_rss_mb']} MB")
     return "\n".join(lines)
