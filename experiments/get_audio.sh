@@ -8,7 +8,7 @@ set -euo pipefail
 DEST=${1:-$HOME/.cache/samplecnn/debian-music}
 PACKAGES=(
   warzone2100-music wesnoth-1.16-music singularity-music asc-music ufoai-music nexuiz-music
-  hyperrogue-music planetblupi-music-ogg fb-music-high drascula-music
+  hyperrogue-music planetblupi-music-ogg drascula-music
 )
 mkdir -p "$DEST/debs"
 cd "$DEST/debs"
@@ -20,10 +20,15 @@ done
 for deb in *.deb; do
   pkg=${deb%%_*}
   out="$DEST/$pkg"
-  [ -d "$out" ] && continue
+  [ -d "$out" ] && [ -n "$(find "$out" -type f ! -name COPYRIGHT -print -quit)" ] && continue
+  rm -rf "$out"
   tmp=$(mktemp -d "$DEST/.unpack.XXXXXX")
   dpkg-deb -x "$deb" "$tmp"
   mkdir -p "$tmp/keep"
+  # ufoai and nexuiz keep their music inside .pk3 (zip) archives
+  find "$tmp" -name '*.pk3' -print0 | while IFS= read -r -d '' pk3; do
+    python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); z.extractall(sys.argv[2], [n for n in z.namelist() if n.lower().endswith((".ogg", ".opus", ".mp3", ".flac", ".wav")) and "music" in (sys.argv[1] + n).lower()])' "$pk3" "$tmp/pk3/$(basename "$pk3" .pk3)"
+  done
   find "$tmp" -path "$tmp/keep" -prune -o -type f \( -iname '*.ogg' -o -iname '*.opus' -o -iname '*.mp3' -o -iname '*.flac' -o -iname '*.wav' \) -print0 \
     | while IFS= read -r -d '' f; do
         rel=${f#"$tmp"/}; mkdir -p "$tmp/keep/$(dirname "$rel")"; mv "$f" "$tmp/keep/$rel"

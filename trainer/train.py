@@ -25,18 +25,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from .batches import CropDataset, SegmentDataset, eval_loader, train_loader
 from .cache import DEFAULT_CACHE_DIR, AudioCache, CachedClip, SkippedClip
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, holdout, limit_clips, read_gtzan, read_manifest_splits, read_mtat, read_tag_list
+from .distill import DistillCrops, FeatureHead, TeacherSet, distill_loss, score_correlation
 from .metrics import evaluate
 from .model import SampleCNN, preset
+from ..runtime.atomic import atomic_path
 from .progress import Progress
 from .train_state import PlateauSchedule, read_state, restore_optimizer, save_state
 
 OPTIMIZERS = ("sgd", "adam")
+AMP_MODES = ("fp32", "bf16")  # bf16: torch.autocast (CPUs with AVX512-BF16 / AMX, CUDA)
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}  # sgd: the papers' value
+HEAD_FILE = "last.feature_head.safetensors"  # distillation's FeatureHead (training only, not exported)
 
 
 class TrainError(ValueError):
@@ -47,7 +52,7 @@ class TrainError(ValueError):
 class TrainConfig:
     """Every option of a run; stored in the run's state so ``--resume`` needs only the folder."""
 
-    # dataset: exactly one of manifest / mtat / gtzan
+    # dataset: exactly one of manifest / mtat / gtzan / targets (teacher-label files: distillation)
     manifest: str | None = None
     mtat: str | None = None
     gtzan: str | None = None
@@ -59,6 +64,11 @@ class TrainConfig:
     split_lists: dict[str, str] = field(default_factory=dict)  # MTAT/GTZAN: split -> list file
     valid_fraction: float = 0.1  # held out of train when there is no valid split
     max_clips: int | None = None
+    targets: list[str] = field(default_factory=list)  # training teacher-label files
+    valid_targets: list[str] = field(default_factory=list)  # default: valid_fraction of targets' files
+    test_targets: list[str] = field(default_factory=list)
+    distill_features: list[str] = field(default_factory=list)  # teacher features regressed from the levels
+    feature_weight: float = 1.0  # weight of that MSE next to the soft-target BCE
     # model
     scale: str = "3^9"
     width: float = 1.0
@@ -77,6 +87,7 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0  # 0: torch's default
     device: str = "cpu"
+    amp: str = "fp32"
     seed: int = 0
     out: str = "runs/train"
     cache_dir: str | None = None
@@ -85,9 +96,15 @@ class TrainConfig:
     command: str = ""
 
     def validate(self) -> None:
-        sources = [s for s in (self.manifest, self.mtat, self.gtzan) if s]
+        sources = [s for s in (self.manifest, self.mtat, self.gtzan, self.targets) if s]
         if len(sources) != 1:
-            raise TrainError("give exactly one dataset: a CSV manifest, --mtat DIR or --gtzan DIR")
+            raise TrainError("give exactly one dataset: a CSV manifest, --mtat DIR, --gtzan DIR or --targets FILE")
+        if self.distill_features and not self.targets:
+            raise TrainError("distill-feature needs teacher-label files (--targets)")
+        if self.amp not in AMP_MODES:
+            raise TrainError(f"amp {self.amp!r} is not one of {', '.join(AMP_MODES)}")
+        if self.amp == "bf16" and self.device == "cpu" and not cpu_has_bf16():
+            raise TrainError("amp bf16 needs a CPU with AVX512-BF16 or AMX (this one has neither); use --amp fp32")
         if self.optimizer not in OPTIMIZERS:
             raise TrainError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -112,9 +129,26 @@ class TrainConfig:
 # --- data ------------------------------------------------------------------------------------
 
 
-def load_dataset(config: TrainConfig) -> Dataset:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(config: TrainConfig):
+    """bf16 autocast when ``config.amp`` asks for it (a no-op context otherwise)."""
+    device_type = "cuda" if config.device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+
+
+def load_dataset(config: TrainConfig, teacher: TeacherSet | None = None) -> Dataset:
     """The dataset a config names, with a held-out valid split if it has none."""
-    if config.manifest:
+    if teacher is not None:
+        dataset, _ = teacher.dataset()
+    elif config.manifest:
         dataset = read_manifest_splits(config.manifest, config.valid, config.test, config.label_column, config.task)
     elif config.mtat:
         tags = read_tag_list(config.tags_file) if config.tags_file else None
@@ -152,12 +186,13 @@ def prepare_splits(
 # --- optimisation ----------------------------------------------------------------------------
 
 
-def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(config: TrainConfig, *modules: torch.nn.Module) -> torch.optim.Optimizer:
+    parameters = [p for module in modules if module is not None for p in module.parameters()]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+            parameters, lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
         )
-    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def segment_loss(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
@@ -174,27 +209,43 @@ def clip_probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
 # --- epochs ----------------------------------------------------------------------------------
 
 
-def train_epoch(model, loader, optimizer, task: str, device: str, desc: str) -> dict:
-    """One pass over ``loader``; returns mean loss, segments and seconds."""
+def train_epoch(model, loader, optimizer, task: str, device: str, desc: str, *, amp=None, head=None,
+                feature_weight: float = 1.0) -> dict:  # fmt: skip
+    """One pass over ``loader``; returns mean loss (and its parts), segments and seconds.
+
+    Batches are (waveforms, targets) for labelled data, (waveforms, teacher probs, teacher
+    features) for distillation (``head``: the FeatureHead, or None for soft tags only).
+    """
     model.train()
-    total_loss, segments, start = 0.0, 0, time.perf_counter()
+    if head is not None:
+        head.train()
+    level_names = [n for n in model.output_names if n != "logits"]
+    total_loss, parts_sum, segments, start = 0.0, {}, 0, time.perf_counter()
     with Progress(len(loader), desc) as bar:
-        for waveforms, targets in loader:
-            waveforms, targets = waveforms.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            loss = segment_loss(model(waveforms)["logits"], targets, task)
+        for batch in loader:
+            waveforms, *targets = (t.to(device, non_blocking=True) for t in batch)
+            with amp if amp is not None else torch.autocast("cpu", enabled=False):
+                outputs = model(waveforms)
+                if len(targets) == 1:
+                    loss, parts = segment_loss(outputs["logits"].float(), targets[0], task), {}
+                else:
+                    loss, parts = distill_loss(outputs, targets[0], targets[1], head, level_names, feature_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total_loss += loss.item() * len(waveforms)
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + value * len(waveforms)
             segments += len(waveforms)
             bar.update(1, loss=total_loss / segments)
     seconds = time.perf_counter() - start
-    return {"train_loss": total_loss / max(1, segments), "train_segments": segments, "train_seconds": seconds}
+    parts = {f"train_{k}": v / max(1, segments) for k, v in parts_sum.items()}
+    return {"train_loss": total_loss / max(1, segments), **parts, "train_segments": segments, "train_seconds": seconds}
 
 
 @torch.no_grad()
 def predict_clips(model, clips: list[CachedClip], task: str, device: str, batch_size: int, workers: int,
-                  max_segments: int | None = None, desc: str = "eval") -> tuple[np.ndarray, float]:  # fmt: skip
+                  max_segments: int | None = None, desc: str = "eval", amp=None) -> tuple[np.ndarray, float]:  # fmt: skip
     """Clip-level probabilities (n_clips, K), averaged over each clip's segments, and the mean segment loss."""
     model.eval()
     dataset = SegmentDataset(clips, model.config.segment_samples, max_segments)
@@ -204,7 +255,8 @@ def predict_clips(model, clips: list[CachedClip], task: str, device: str, batch_
     total_loss = 0.0
     with Progress(math.ceil(len(dataset) / batch_size), desc) as bar:
         for waveforms, clip_ids in eval_loader(dataset, batch_size, workers, pin=device != "cpu"):
-            logits = model(waveforms.to(device))["logits"].float().cpu()
+            with amp if amp is not None else torch.autocast("cpu", enabled=False):
+                logits = model(waveforms.to(device))["logits"].float().cpu()
             total_loss += segment_loss(logits, targets[clip_ids], task).item() * len(clip_ids)
             sums.index_add_(0, clip_ids, clip_probabilities(logits, task).double())
             counts.index_add_(0, clip_ids, torch.ones(len(clip_ids), dtype=torch.float64))
@@ -212,12 +264,19 @@ def predict_clips(model, clips: list[CachedClip], task: str, device: str, batch_
     return (sums / counts[:, None]).numpy(), total_loss / len(dataset)
 
 
-def evaluate_split(model, clips, task, config: TrainConfig, desc: str) -> dict:
-    """Clip-level metrics (roc_auc, pr_auc, [accuracy, macro_f1]) and the segment loss of a split."""
+def evaluate_split(model, clips, task, config: TrainConfig, desc: str, teacher_scores: np.ndarray | None = None) -> dict:
+    """Clip-level metrics (roc_auc, pr_auc, [accuracy, macro_f1]) and the segment loss of a split.
+
+    With ``teacher_scores`` (n_clips, K) (distillation) also the correlation of song-level scores.
+    """
     scores, loss = predict_clips(
-        model, clips, task, config.device, 2 * config.batch_size, config.workers, config.max_eval_segments, desc
+        model, clips, task, config.device, 2 * config.batch_size, config.workers, config.max_eval_segments, desc,
+        amp=autocast(config),
     )
-    return {"loss": loss, **evaluate(np.stack([c.target for c in clips]), scores, task)}
+    metrics = {"loss": loss, **evaluate(np.stack([c.target for c in clips]), scores, task)}
+    if teacher_scores is not None:
+        metrics["teacher_correlation"] = score_correlation(scores, teacher_scores)
+    return metrics
 
 
 def main_metric(task: str) -> str:
@@ -250,6 +309,10 @@ class Run:
     optimizer: torch.optim.Optimizer
     schedule: PlateauSchedule
     out: Path
+    teacher: TeacherSet | None = None
+    refs: dict = field(default_factory=dict)  # distillation: clip path -> teacher windows
+    head: FeatureHead | None = None
+    feature_stats: tuple | None = None
     epoch: int = 0  # epochs done
     history: list = field(default_factory=list)
     best: dict = field(default_factory=dict)  # {"epoch", metric: value}
@@ -261,7 +324,9 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     if not resume and (out / "last.safetensors").exists():
         raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(config)
+    teacher = TeacherSet(config.targets, config.valid_targets, config.test_targets) if config.targets else None
+    dataset = load_dataset(config, teacher)
+    refs = teacher.dataset()[1] if teacher else {}
     for note in dataset.notes:
         log(note)
     log(dataset.describe())
@@ -269,11 +334,22 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     cache = AudioCache(config.cache_dir or DEFAULT_CACHE_DIR, model_config.sample_rate)
     clips, skipped = prepare_splits(dataset, cache, model_config.segment_samples, config.workers, log)
     (out / "skipped.json").write_text(json.dumps([s.to_dict() for s in skipped], indent=1))
+    head, stats = None, None
+    if teacher:
+        teacher.check_lengths(clips, refs, model_config.sample_rate)
+        if config.distill_features:
+            missing = [n for n in config.distill_features if n not in teacher.feature_names]
+            if missing:
+                raise TrainError(f"distill-feature {', '.join(missing)} not in the teacher-label files; "
+                                 f"they hold {', '.join(teacher.feature_names) or 'no features'}")  # fmt: skip
+            stats = teacher.feature_stats(config.distill_features)
     torch.manual_seed(config.seed)
     model = SampleCNN(model_config).to(config.device)
-    optimizer = build_optimizer(config, model)
+    if stats is not None:
+        head = FeatureHead(list(model_config.level_widths.values()), len(stats[0])).to(config.device)
+    optimizer = build_optimizer(config, model, head)
     schedule = PlateauSchedule(config.learning_rate, config.patience, config.lr_factor, config.max_plateaus)
-    run = Run(config, dataset, clips, skipped, model, optimizer, schedule, out)
+    run = Run(config, dataset, clips, skipped, model, optimizer, schedule, out, teacher, refs, head, stats)
     if resume:
         _restore(run, log)
     return run
@@ -284,6 +360,8 @@ def _restore(run: Run, log) -> None:
     if checkpoint.config != run.model.config:
         raise TrainError(f"{run.out}: stored model {checkpoint.config} does not match this run's {run.model.config}")
     run.model.load_state_dict(checkpoint.state_dict)
+    if run.head is not None:
+        run.head.load_state_dict(load_file(str(run.out / HEAD_FILE), device=run.config.device))
     tensors, metadata = read_state(run.out / "last.state.safetensors")
     restore_optimizer(run.optimizer, tensors, json.loads(metadata["optimizer"]), run.config.device)
     run.schedule = PlateauSchedule(**json.loads(metadata["schedule"]))
@@ -321,11 +399,16 @@ def run_epoch(run: Run, log) -> dict:
     for group in run.optimizer.param_groups:
         group["lr"] = run.schedule.lr
     torch.manual_seed(c.seed * 1_000_003 + epoch)  # dropout depends only on (seed, epoch)
-    crops = CropDataset(run.clips["train"], run.model.config.segment_samples, c.crops_per_clip, c.seed)
+    if run.teacher is None:
+        crops = CropDataset(run.clips["train"], run.model.config.segment_samples, c.crops_per_clip, c.seed)
+    else:
+        crops = DistillCrops(run.clips["train"], run.refs, run.teacher, run.model.config.segment_samples,
+                             run.model.config.sample_rate, c.crops_per_clip, c.seed, c.distill_features, run.feature_stats)  # fmt: skip
     loader = train_loader(crops, c.batch_size, c.workers, c.seed, epoch, pin=c.device != "cpu")
     start = time.perf_counter()
-    stats = train_epoch(run.model, loader, run.optimizer, run.dataset.task, c.device, f"epoch {epoch}/{c.epochs}")
-    valid = evaluate_split(run.model, run.clips["valid"], run.dataset.task, c, "valid")
+    stats = train_epoch(run.model, loader, run.optimizer, run.dataset.task, c.device, f"epoch {epoch}/{c.epochs}",
+                        amp=autocast(c), head=run.head, feature_weight=c.feature_weight)  # fmt: skip
+    valid = evaluate_split(run.model, run.clips["valid"], run.dataset.task, c, "valid", teacher_scores(run, "valid"))
     record = {
         "event": "epoch", "epoch": epoch, "lr": run.schedule.lr, **stats,
         **{f"valid_{k}": v for k, v in valid.items()},
@@ -340,15 +423,27 @@ def run_epoch(run: Run, log) -> dict:
         run.best = {"epoch": epoch, metric: valid[metric], "roc_auc": valid["roc_auc"], "pr_auc": valid["pr_auc"]}
         save_checkpoint(run.out / "best.safetensors", run.model, run.dataset.labels, training_record(run))
     save_checkpoint(run.out / "last.safetensors", run.model, run.dataset.labels, training_record(run))
+    if run.head is not None:
+        with atomic_path(run.out / HEAD_FILE) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in run.head.state_dict().items()}, tmp)
     save_state(run.out / "last.state.safetensors", run.optimizer, run.schedule, epoch, run.history, run.best, c)
     _append_jsonl(run.out / "metrics.jsonl", record)
     log(format_epoch(record, metric))
     return record
 
 
+def teacher_scores(run: Run, split: str) -> np.ndarray | None:
+    """(n_clips, K) teacher song-level probabilities of a split (distillation), else None."""
+    return run.teacher.song_targets(run.clips[split], run.refs) if run.teacher else None
+
+
 def format_epoch(record: dict, metric: str) -> str:
     extra = f" {metric} {record['valid_' + metric]:.4f}" if metric != "roc_auc" else ""
     note = f" [{record['schedule']}]" if record.get("schedule") else ""
+    if "valid_teacher_correlation" in record:
+        extra += f", teacher r {record['valid_teacher_correlation']:.3f}"
+    if "train_feature_loss" in record:
+        extra += f" (tag loss {record['train_tag_loss']:.4f}, feature loss {record['train_feature_loss']:.4f})"
     return (
         f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, valid loss {record['valid_loss']:.4f}, "
         f"ROC-AUC {record['valid_roc_auc']:.4f}, PR-AUC {record['valid_pr_auc']:.4f}{extra}, "
@@ -363,7 +458,7 @@ def finish(run: Run, log) -> dict | None:
         return None
     best = load_checkpoint(best_path)
     model = best.build_model().to(run.config.device)
-    test = evaluate_split(model, run.clips["test"], run.dataset.task, run.config, "test")
+    test = evaluate_split(model, run.clips["test"], run.dataset.task, run.config, "test", teacher_scores(run, "test"))
     _append_jsonl(run.out / "metrics.jsonl", {"event": "test", "best_epoch": run.best.get("epoch"), **test})
     record = dict(best.training, test=test)
     save_checkpoint(best_path, model, best.labels, record)
