@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import typer
 
+from .trainer.sources import (  # the dataset options, declared once (typer + dataclasses only: no torch)
+    DatasetOption, GtzanOption, LabelColumnOption, MaxClipsOption, MtatOption, TagsFileOption, TaskOption, TestListOption, TestOption,
+    TrainListOption, ValidListOption, ValidOption,
+)
+
 app = typer.Typer(
     name="samplecnn",
     help="Music auto-tagging with multi-level, multi-scale sample-level CNNs.",
@@ -117,6 +122,7 @@ def export(
     from .export.bundle_writer import export_bundle
     from .export.errors import ExportError
     from .export.report import summary_table
+    from .runtime.backends import BackendError
     from .runtime.bundle import Bundle, BundleError
     from .trainer.checkpoint import CheckpointError
 
@@ -127,9 +133,9 @@ def export(
             lowering=not conv1d, min_agreement=min_agreement, training_data=training_data,
         )
         bundle = Bundle.load(root)
-    except (ExportError, CheckpointError, BundleError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except (ExportError, CheckpointError, BundleError, BackendError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # 2: refused before work; 1: a check failed (README, Exit codes)
+        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
     typer.echo(summary_table(bundle.manifest, root))
     typer.echo(f"\nwrote {root} in {time.perf_counter() - started:.1f} s; next: samplecnn infer --bundle {root} songs/")
 
@@ -198,13 +204,18 @@ def _int_list(text: str | None) -> list[int] | None:
 @app.command()
 def fit(
     bundle: str = typer.Argument(..., help="Bundle folder (written by `samplecnn export`); the head is added to it."),
-    manifest: str = typer.Option(None, "--dataset", "-d", help="CSV manifest of the train split (valid.csv/test.csv beside a train.csv are used)."),
-    mtat: str = typer.Option(None, "--mtat", help="MagnaTagATune folder instead of a manifest."),
-    gtzan: str = typer.Option(None, "--gtzan", help="GTZAN folder instead of a manifest."),
-    valid: str = typer.Option(None, help="Manifest of the valid split (default: valid.csv, else 10% of train)."),
-    test: str = typer.Option(None, help="Manifest of the test split (default: test.csv beside train.csv)."),
-    label_column: str = typer.Option("tags", help="Manifest column with the labels, e.g. tags, quadrant, style."),
-    task: str = typer.Option(None, help="tags (sigmoid + BCE) or classes (softmax + CE); default: inferred from the column."),
+    manifest: DatasetOption = None,
+    mtat: MtatOption = None,
+    gtzan: GtzanOption = None,
+    valid: ValidOption = None,
+    test: TestOption = None,
+    label_column: LabelColumnOption = "tags",
+    task: TaskOption = None,
+    tags_file: TagsFileOption = None,
+    train_list: TrainListOption = None,
+    valid_list: ValidListOption = None,
+    test_list: TestListOption = None,
+    max_clips: MaxClipsOption = None,
     name: str = typer.Option(None, help="Head name in the bundle (default: the label column)."),
     scales: str = typer.Option(None, help="Comma-separated scales to read, e.g. 3^9,5^6 (default: all)."),
     levels: str = typer.Option(None, help="Comma-separated levels, 1 = last hidden layer (default: all, e.g. 1,2,3)."),
@@ -219,24 +230,32 @@ def fit(
     max_segments: int = typer.Option(None, help="At most this many segments per song and scale."),
     seed: int = typer.Option(0, help="Seed of the classifier's initialisation and order."),
 ) -> None:
-    """Fit a song-level classifier head on multi-level, multi-scale song vectors (transfer learning)."""
+    """Fit a song-level classifier head on multi-level, multi-scale song vectors (transfer learning).
+
+    Songs that cannot be read are reported and left out; the exit code is then 1 (the head is still written), 2 for a bad option, dataset or bundle.
+    """
     from .runtime.bundle import BundleError
     from .trainer.features import FeatureError
     from .trainer.fit import FitError
     from .trainer.fit_run import FitOptions, run_fit
     from .trainer.song_classifier import ClassifierConfig
+    from .trainer.sources import split_lists
 
     options = FitOptions(
         bundle=bundle, manifest=manifest, valid=valid, test=test, mtat=mtat, gtzan=gtzan, label_column=label_column,
-        task=task, name=name, scales=scales.split(",") if scales else None, levels=_int_list(levels), kfold=kfold,
+        task=task, tags_file=tags_file, split_lists=split_lists(train_list, valid_list, test_list), max_clips=max_clips,
+        name=name, scales=scales.split(",") if scales else None, levels=_int_list(levels), kfold=kfold,
         group_column=group_column, ablation=ablation, write=write, cache_dir=cache_dir, precision=precision,
         max_segments=max_segments, seed=seed, classifier=ClassifierConfig(hidden=hidden, dropout=dropout, seed=seed),
     )  # fmt: skip
     try:
-        run_fit(options, log=typer.echo)
+        result = run_fit(options, log=typer.echo)
     except (FitError, FeatureError, BundleError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if result["failed"]:
+        typer.echo(f"{len(result['failed'])} songs could not be read and were left out (listed above as 'skipped')", err=True)
+        raise typer.Exit(1)
 
 
 # --- serve (runtime/serve) and triton (export/triton) ----------------------------------------

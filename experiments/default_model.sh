@@ -7,6 +7,9 @@
 # 3. Heads on the frozen song vectors: mer4q `tags` (genres + moods), mer4q `quadrant`
 #    (emotion), synthtags `tags` (instrument families) as `instruments`.
 # 4. Model card, then the bundle is copied into the package.
+# Every step writes through the runtime's one bundle writer (runtime.bundle.write_manifest,
+# runtime.bundle_write): head files are named by their content and the manifest holds no
+# clock times, so rebuilding from the same runs gives the same file names and manifest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}

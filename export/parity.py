@@ -19,7 +19,7 @@ import torch
 
 from ..runtime.backends import open_graph_file, run_in_batches
 from ..trainer.model import SampleCNN
-from .errors import ExportError
+from .errors import ExportCheckFailed, ExportError
 
 BATCH_SIZES = (1, 5)  # the graph is traced at batch 2; 5 also leaves a ragged last batch
 
@@ -40,7 +40,7 @@ class Tolerance:
 TOLERANCES = {"fp32": Tolerance(atol=1e-5, rtol=1e-4), "fp16": Tolerance(atol=1e-3, rtol=2e-2)}
 
 
-class ParityError(ExportError):
+class ParityError(ExportCheckFailed):
     """An exported graph whose outputs differ from torch's. ``failures`` lists every failing output."""
 
     def __init__(self, graph_file: str, report: dict) -> None:

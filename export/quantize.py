@@ -35,6 +35,10 @@ class QuantizationError(ExportError):
         self.report = report or {}
         super().__init__(message)
 
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.report else 2  # with a report: the graph was made and judged, and failed
+
 
 @dataclass(frozen=True)
 class Int8Settings:

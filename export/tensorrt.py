@@ -33,14 +33,18 @@ from ..runtime import trt_support
 from ..runtime.atomic import write_bytes_atomically
 from ..runtime.bundle import sha256_file
 from ..runtime.trt_support import cuda_call, engine_compatible
-from .errors import ExportError
+from .errors import ExportCheckFailed, ExportError
 
 DEFAULT_PROFILE = (1, 16, 64)  # min / opt / max batch: serving batches 16 segments by default
 WORKSPACE_BYTES = 4 << 30  # 3^9 at batch 64 needs well under 1 GiB of scratch; 4 leaves tactic room
 
 
 class TensorRTError(ExportError):
-    """TensorRT missing, an engine that failed to build, or one built for another TensorRT/GPU."""
+    """TensorRT missing, a bad build option, or an engine built for another TensorRT/GPU."""
+
+
+class EngineBuildError(TensorRTError, ExportCheckFailed):
+    """TensorRT could not parse a graph or build its engine."""
 
 
 def default_timing_cache() -> Path:
@@ -141,7 +145,7 @@ def build_engine(
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TensorRTError(f"TensorRT could not parse {onnx_path}: {errors}")
+        raise EngineBuildError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     shapes = builder.create_optimization_profile()
@@ -154,7 +158,7 @@ def build_engine(
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise TensorRTError(f"TensorRT failed to build an engine from {onnx_path} on {gpu}; see the TensorRT log above")
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} on {gpu}; see the TensorRT log above")
     seconds = time.perf_counter() - started
     write_timing_cache(cache_path, bytes(config.get_timing_cache().serialize()), trt.__version__, gpu, capability)
     write_bytes_atomically(plan_path, bytes(serialized))

@@ -47,10 +47,13 @@ class FitReport:
         return int(self.classifier.mean.shape[0])
 
 
-def split_vectors(tagger, dataset: Dataset, cache_dir: str | Path | None, log=print) -> dict[str, tuple[SongVectors, np.ndarray]]:
+def split_vectors(
+    tagger, dataset: Dataset, cache_dir: str | Path | None, log=print, failed: dict | None = None
+) -> dict[str, tuple[SongVectors, np.ndarray]]:
     """{split: (vectors, targets of the songs that succeeded)} for every non-empty split.
 
-    Failed files are logged and left out; a split where every file fails is a FeatureError.
+    Failed files are logged, added to ``failed`` ({path: why}) and left out; a split where
+    every file fails is a FeatureError.
     """
     out = {}
     for split, clips in dataset.splits.items():
@@ -59,6 +62,8 @@ def split_vectors(tagger, dataset: Dataset, cache_dir: str | Path | None, log=pr
         vectors = extract_song_vectors(tagger, [c.path for c in clips], cache_dir, desc=f"features {split}")
         for path, error in vectors.errors.items():
             log(f"skipped {path}: {error}")
+            if failed is not None:
+                failed[str(path)] = str(error)
         if not vectors.ok.any():
             raise FeatureError(f"every file of the {split} split failed ({len(clips)} files); first: {list(vectors.errors.items())[:2]}")
         targets = np.stack([c.target for c, ok in zip(clips, vectors.ok) if ok])

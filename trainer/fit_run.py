@@ -14,7 +14,7 @@ from .ablation import ablation_rows, best_gain, save_ablation, to_markdown
 from .data import Dataset
 from .fit import FitError, add_head, check_head_name, cross_validate, fit_head, split_vectors
 from .song_classifier import ClassifierConfig
-from .train import TrainConfig, load_dataset
+from .sources import DatasetSource, DatasetSourceError
 
 
 def default_cache_dir() -> Path:
@@ -22,18 +22,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "samplecnn" / "features"
 
 
-@dataclass
-class FitOptions:
-    """Options of `samplecnn fit` (dataset as in `samplecnn train`)."""
+@dataclass(kw_only=True)
+class FitOptions(DatasetSource):
+    """Options of `samplecnn fit`: the dataset (:class:`DatasetSource`, declared once) and these."""
 
     bundle: str
-    manifest: str | None = None
-    valid: str | None = None
-    test: str | None = None
-    mtat: str | None = None
-    gtzan: str | None = None
-    label_column: str = "tags"
-    task: str | None = None
     name: str | None = None  # head name; default: the label column
     scales: list[str] | None = None  # default: every scale of the bundle
     levels: list[int] | None = None  # default: every level of the bundle
@@ -51,13 +44,10 @@ class FitOptions:
 
 
 def _dataset(options: FitOptions) -> Dataset:
-    config = TrainConfig(
-        manifest=options.manifest, valid=options.valid, test=options.test, mtat=options.mtat, gtzan=options.gtzan,
-        label_column=options.label_column, task=options.task, seed=options.seed,
-    )
-    if len([s for s in (config.manifest, config.mtat, config.gtzan) if s]) != 1:
-        raise FitError("give exactly one dataset: a CSV manifest, --mtat DIR or --gtzan DIR")
-    return load_dataset(config)
+    try:
+        return options.load(seed=options.seed)
+    except DatasetSourceError as exc:
+        raise FitError(str(exc)) from exc
 
 
 def read_groups(manifests: list[str | None], column: str) -> dict[Path, str]:
@@ -90,8 +80,9 @@ def _selection(tagger: Tagger, options: FitOptions) -> tuple[list[str], list[int
 def run_fit(options: FitOptions, log=print) -> dict:
     """Extract song vectors, fit (and evaluate) a head, optionally k-fold and the ablation.
 
-    Returns {"metrics", "report" (the FitReport), "kfold", "ablation", "head_file"}; writes the head into the bundle
-    unless ``options.write`` is False.
+    Returns {"metrics", "report" (the FitReport), "kfold", "ablation", "head_file", "failed" ({path: why} of
+    the files that could not be read and were left out)}; writes the head into the bundle unless
+    ``options.write`` is False.
     """
     name = options.name or options.label_column
     check_head_name(name)
@@ -101,10 +92,11 @@ def run_fit(options: FitOptions, log=print) -> dict:
     with Tagger(options.bundle, precision=options.precision, threads=options.threads,
                 batch_size=options.batch_size, max_segments=options.max_segments) as tagger:
         scales, levels = _selection(tagger, options)
-        splits = split_vectors(tagger, dataset, cache, log=log)
+        failed: dict[str, str] = {}
+        splits = split_vectors(tagger, dataset, cache, log=log, failed=failed)
         available_levels = min(len(s.level_outputs) for s in tagger.bundle.scales)
         all_scales = [s.name for s in tagger.bundle.scales]
-    result: dict = {}
+    result: dict = {"failed": failed}
     report = fit_head(splits, dataset, scales, levels, options.classifier)
     result["metrics"] = report.metrics
     result["report"] = report

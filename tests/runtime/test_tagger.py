@@ -176,3 +176,21 @@ def test_stopping_early_shuts_the_decoders_down(tiny_bundle, music_files):
         results.close()
         assert time.perf_counter() - started < 10
     assert not [th for th in threading.enumerate() if th.name.startswith("samplecnn-decode")]
+
+
+def test_package_face_is_lazy_and_torch_free(tiny_bundle, music_files):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, warnings; warnings.simplefilter('error')\n"
+        "import samplecnn\n"
+        "from samplecnn import Tagger, __version__\n"
+        f"with Tagger({str(tiny_bundle)!r}) as t: (song,) = t.tag([{str(music_files['sorohanro_solo_trumpet_06'])!r}])\n"
+        "assert song.ok and __version__ and {'train', 'export_bundle', 'fit'} <= set(samplecnn.__all__)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+        "assert callable(samplecnn.fit) and callable(samplecnn.train) and callable(samplecnn.export_bundle)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # torch only once a training entry point is used

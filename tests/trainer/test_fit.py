@@ -163,3 +163,15 @@ def test_bad_requests_are_clear_errors(bundle_copy, clip_dataset, tmp_path):
                                  "--cache-dir", str(tmp_path / "c")])  # fmt: skip
     assert result.exit_code == 2 and "every file of the" in result.output
     assert Bundle.load(bundle_copy).heads == ()
+
+
+def test_unreadable_songs_are_left_out_and_exit_1(bundle_copy, clip_dataset, tmp_path):
+    data = Path(shutil.copytree(clip_dataset, tmp_path / "data"))
+    (data / "broken.wav").write_text("not audio")
+    with open(data / "train.csv", "a") as f:
+        f.write("broken.wav,jazz,combo,none\n")
+    result = CliRunner().invoke(app, ["fit", str(bundle_copy), "--dataset", str(data / "train.csv"), "--label-column", "style",
+                                      "--hidden", "32", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "skipped" in result.output and "broken.wav" in result.output and "1 songs could not be read" in result.output
+    assert [h.name for h in Bundle.load(bundle_copy).heads] == ["style"]  # the rest was fitted and written
