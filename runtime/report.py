@@ -99,11 +99,22 @@ def duration_figure(results: Results, plt) -> str | None:
     return _png(fig, plt)
 
 
-def pca_2d(x: np.ndarray) -> np.ndarray:
-    """(m, D) -> (m, 2): the songs on the two principal axes of the centred sample."""
+def pca_2d(x: np.ndarray, iterations: int = 6, seed: int = 0) -> np.ndarray:
+    """(m, D) -> (m, 2): the songs on the two principal axes of the centred sample.
+
+    Randomized range finding with power iterations (Halko et al. 2011) on a 12-column
+    sketch: a few (m, D) x (D, 12) products instead of a full SVD, which took 37 s for
+    3,000 x 960 on the loaded 2-core dev machine (the sketch: well under a second).
+    """
     centred = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(x))]
+    sketch = min(12, *centred.shape)
+    basis = centred @ np.random.default_rng(seed).standard_normal((centred.shape[1], sketch))
+    for _ in range(iterations):
+        basis, _ = np.linalg.qr(centred @ (centred.T @ np.linalg.qr(basis)[0]))
+    basis = np.linalg.qr(basis)[0]
+    _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
+    points = centred @ vt[:2].T
+    return points if points.shape[1] == 2 else np.c_[points, np.zeros(len(x))]
 
 
 def map_figure(results: Results, head: str | None, plt) -> str | None:
@@ -120,12 +131,14 @@ def map_figure(results: Results, head: str | None, plt) -> str | None:
         common = [int(t) for t in np.argsort(-np.bincount(tags[tags >= 0], minlength=len(columns.labels)), kind="stable")[:MAX_MAP_COLOURS]]
         common = [t for t in common if np.any(tags == t)]
         other = ~np.isin(tags, common)
-        ax.scatter(points[other, 0], points[other, 1], s=6, c="#bbbbbb", label="other", alpha=0.6)
-        colours = plt.get_cmap("tab10")
+        if other.any():
+            ax.scatter(points[other, 0], points[other, 1], s=6, c="#bbbbbb", label="other", alpha=0.6)
+        tab10 = plt.get_cmap("tab10")
+        colours = [tab10(i) for i in range(10) if i != 7]  # tab10's 7 is the grey of "other"
         for i, t in enumerate(common):
             chosen = tags == t
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=colours(i), label=columns.labels[t], alpha=0.8)
-        ax.legend(title=f"top {head} tag", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, markerscale=2)
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=colours[i], label=columns.labels[t], alpha=0.8)
+        ax.legend(title=f"top tag ({head})", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, markerscale=2)
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     shown = f"{len(points):,} of {results.n_with_embedding:,} songs" if len(points) < results.n_with_embedding else f"{len(points):,} songs"

@@ -145,7 +145,7 @@ class _Collector:
             rows[head] = self._scores_row(head, source[head]) if self.has_scores else self._top_row(head, source[head])
         for head, value in rows.items():
             if self.has_scores:
-                self.scores[head].append(value)
+                self.scores[head].append(value[None, :])
             else:
                 self.top_index[head].extend(value[0])
                 self.top_score[head].extend(value[1])
@@ -157,6 +157,24 @@ class _Collector:
             self.skipped["unreadable durations (song kept, duration unknown)"] += 1
         if embedding is not None and slot is not None:
             self._add_embedding(embedding, slot, len(self.paths) - 1)
+
+    def add_block(self, paths: list[str], durations: np.ndarray, scores: dict[str, tuple[list[str], np.ndarray]]) -> None:
+        """Many songs at once (a Parquet batch): ``scores`` = {head: (labels, (n, L) array)}."""
+        if self.has_scores is None:
+            self.has_scores = True
+        if not self.has_scores:
+            raise _Skip("rows with full scores after rows with top tags only")
+        self._check_heads(tuple(scores))
+        for head, (labels, _) in scores.items():
+            if not self.labels[head]:
+                self.labels[head].extend(labels)
+                self.index[head].update((label, i) for i, label in enumerate(labels))
+            elif labels != self.labels[head]:
+                raise _Skip(f"rows whose '{head}' labels differ from the first rows' (results of another bundle?)")
+        for head, (_, values) in scores.items():
+            self.scores[head].append(np.asarray(values, np.float32))
+        self.paths += paths
+        self.durations.extend(np.asarray(durations, np.float64).tolist())
 
     def _scores_row(self, head: str, scores) -> np.ndarray:
         if not isinstance(scores, dict):
@@ -183,7 +201,7 @@ class _Collector:
         return ids, values
 
     def _add_embedding(self, embedding, slot: int, row: int) -> None:
-        vector = np.asarray(embedding, np.float32).ravel()
+        vector = np.array(embedding, np.float32).ravel()  # a copy: a view would pin its whole Arrow batch
         if self.embedding_dim is None:
             self.embedding_dim = vector.size
         if vector.size != self.embedding_dim or not np.all(np.isfinite(vector)):
@@ -199,9 +217,10 @@ class _Collector:
         heads = {}
         for h in self.heads or ():
             if self.has_scores:
-                scores = np.stack(self.scores[h]) if self.scores[h] else np.zeros((0, len(self.labels[h])), np.float32)
+                scores = np.concatenate(self.scores[h]) if self.scores[h] else np.zeros((0, len(self.labels[h])), np.float32)
                 k = min(TOP_K, scores.shape[1])
-                order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+                order = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(k), (len(scores), 1))
+                order = np.take_along_axis(order, np.argsort(-np.take_along_axis(scores, order, axis=1), axis=1, kind="stable"), axis=1)
                 top_index = np.full((len(scores), TOP_K), -1, np.int32)
                 top_score = np.full((len(scores), TOP_K), np.nan, np.float32)
                 top_index[:, :k], top_score[:, :k] = order, np.take_along_axis(scores, order, axis=1)
@@ -401,6 +420,14 @@ def read_parquet(path: Path, collector: _Collector) -> None:
         raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
     columns = parquet.schema_arrow.names
     plan = _FlatPlan(columns)
+    if plan.scores and not plan.nested_top:
+        _read_parquet_columns(parquet, plan, collector)
+        # Hand freed decode buffers back: without this the allocator keeps every part's
+        # (100,000 catalogue rows with 960-float embeddings: 820 -> 290 MB peak RSS).
+        import pyarrow
+
+        pyarrow.default_memory_pool().release_unused()
+        return
     rest = [c for c in columns if c != "embedding"]
     for batch in parquet.iter_batches(batch_size=8192):
         rows = batch.select(rest).to_pylist()
@@ -415,6 +442,48 @@ def read_parquet(path: Path, collector: _Collector) -> None:
                 _add(collector, plan, row, embedding, slot)
             except _Skip as skip:
                 collector.skipped[str(skip)] += 1
+
+
+def _read_parquet_columns(parquet, plan: _FlatPlan, collector: _Collector) -> None:
+    """The catalogue layout (one float column per head:label) read column-wise, not row by
+    row: 100,000 songs x 74 scores in about a second instead of a minute."""
+
+    def floats(batch, name):
+        return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), np.float64)
+
+    for batch in parquet.iter_batches(batch_size=4096, use_threads=False):
+        n = batch.num_rows
+        paths = batch.column("path").to_pylist()
+        errors = batch.column(plan.error).to_pylist() if plan.error else [None] * n
+        ok = [isinstance(p, str) and bool(p) and e in (None, "") for p, e in zip(paths, errors)]
+        for p, e, good in zip(paths, errors, ok):
+            if not good:
+                if e not in (None, ""):
+                    collector.failures.append((str(p), str(e)))
+                else:
+                    collector.skipped["rows without a path"] += 1
+        keep = np.flatnonzero(ok)
+        if not len(keep):
+            continue
+        try:
+            durations = floats(batch, plan.duration)[keep] if plan.duration else np.full(len(keep), np.nan)
+        except (TypeError, ValueError):
+            durations = np.full(len(keep), np.nan)
+            collector.skipped["batches with unreadable durations (songs kept, durations unknown)"] += 1
+        scores = {h: (plan.labels[h], np.column_stack([floats(batch, c) for c, _ in cols])[keep]) for h, cols in plan.scores.items()}
+        first_row = len(collector.paths)
+        try:
+            collector.add_block([paths[i] for i in keep], durations, scores)
+        except _Skip as skip:
+            collector.skipped[str(skip)] += len(keep)
+            continue
+        if plan.embedding:
+            vectors = batch.column("embedding")
+            for row, i in enumerate(keep.tolist()):
+                if vectors[i].is_valid:
+                    slot = collector.keep_embedding()
+                    if slot is not None:
+                        collector._add_embedding(vectors[i].values.to_numpy(zero_copy_only=False), slot, first_row + row)
 
 
 def read_errors(path: Path, collector: _Collector) -> None:
