@@ -71,8 +71,14 @@ def train(
     cache_dir: str = typer.Option(None, help="Decoded-audio cache (default $SAMPLECNN_CACHE or ~/.cache/samplecnn/audio)."),
     max_clips: int = typer.Option(None, help="At most this many clips per split (quick runs)."),
     max_minutes: float = typer.Option(None, help="Wall-time budget: stop before an epoch that would overrun it (--resume continues)."),
+    targets: list[str] = typer.Option(None, "--targets", help="Distil: a teacher-label file (repeatable; experiments/teacher_musicnn.py writes them) instead of a labelled dataset."),
+    valid_targets: list[str] = typer.Option(None, "--valid-targets", help="Distil: teacher-label files of the valid split (default: 10% of --targets' files held out)."),
+    test_targets: list[str] = typer.Option(None, "--test-targets", help="Distil: teacher-label files of the test split (teacher agreement on songs held out of training)."),
+    distill_feature: list[str] = typer.Option(None, "--distill-feature", help="Distil: also regress this teacher feature (e.g. penultimate, pooled; repeatable) from the levels through a linear map."),
+    feature_weight: float = typer.Option(1.0, help="Distil: weight of the feature MSE next to the soft-tag BCE."),
+    amp: str = typer.Option("fp32", help="fp32, or bf16 autocast (CPUs with AVX512-BF16 or AMX; CUDA)."),
 ) -> None:
-    """Train one backbone scale on one dataset; report clip-level ROC-AUC / PR-AUC per epoch."""
+    """Train one backbone scale on one dataset (or distil a teacher's labels); report clip-level ROC-AUC / PR-AUC per epoch."""
     import shlex
     import sys
 
@@ -93,6 +99,8 @@ def train(
                 patience=patience, max_plateaus=max_plateaus, crops_per_clip=crops_per_clip,
                 workers=2 if workers is None else workers, threads=threads, device=device or "cpu", seed=seed,
                 out=out, cache_dir=cache_dir, max_clips=max_clips, max_minutes=max_minutes, command=command,
+                targets=list(targets or []), valid_targets=list(valid_targets or []), test_targets=list(test_targets or []),
+                distill_features=list(distill_feature or []), feature_weight=feature_weight, amp=amp,
             )  # fmt: skip
         record = run_training(config, resume=resume)
     except (TrainError, ValueError) as exc:
@@ -176,6 +184,7 @@ def infer(
     )
     raise typer.Exit(code)
 
+
 # --- report (runtime/report) -----------------------------------------------------------------
 @app.command()
 def report(
@@ -191,7 +200,6 @@ def report(
     from .runtime.report import main as run_report
 
     raise typer.Exit(run_report(results, out=out, errors=errors or [], title=title))
-
 
 
 # --- fit (trainer/fit) -----------------------------------------------------------------------
@@ -359,7 +367,7 @@ def catalogue(
     rows_per_file: int = typer.Option(1000, help="Rows per Parquet part file (a killed job redoes at most this many with --resume)."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)."),
 ) -> None:
-    """Tag a catalogue as a Ray Data job (needs samplecnn[ray]): the rows of `infer`, as Parquet.
+    """Tag a catalogue as a Ray Data job (needs the `ray` extra): the rows of `infer`, as Parquet.
 
     Exit code 1 when some songs failed (rows in OUT/errors), 2 for a bad option, source list, bundle, output folder, address or missing Ray.
     """

@@ -1,0 +1,183 @@
+"""Judge a distilled default model: teacher agreement and transfer, against the old model and musicnn.
+
+1. Teacher agreement on songs held out of training (mer4q test, 208 songs): macro ROC-AUC of
+   the student's song-level backbone scores taking each song's top-5 teacher tags as its
+   positives, and the Pearson correlation of student and teacher song-level scores.
+2. Transfer on the same k-fold splits for every feature set: mer4q ``quadrant`` (900 songs,
+   folds grouped by artist) and synthtags ``style`` (2,326 clips, grouped by source piece):
+   standardise + multinomial logistic regression, repeated stratified group 5-fold x 3
+   (the protocol the project is measured with on genre sets it never sees). Feature sets:
+   each bundle's multi-level multi-scale song vector, every single scale and level of the new
+   bundle, and musicnn's penultimate features (song mean of the teacher-label files).
+
+Song vectors come from ``Tagger.features`` (the runtime, exactly what users get).
+Usage: python experiments/distill_eval.py --bundle NEW --baseline OLD --labels LABEL_DIR --out experiments/results/distill
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FOLDS, REPEATS = 5, 3
+
+
+def read_rows(dataset: str) -> list[dict]:
+    rows = []
+    for split in ("train", "valid", "test"):
+        with open(DATA / dataset / f"{split}.csv", newline="") as f:
+            rows += [dict(r, split=split, path=str(DATA / dataset / r["path"])) for r in csv.DictReader(f)]
+    return rows
+
+
+def song_features(bundle: str, paths: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors and (n, K) backbone scores."""
+    from samplecnn.runtime import Tagger
+
+    vectors, scores = {}, []
+    with Tagger(bundle) as tagger:
+        for f in tagger.features(paths):
+            if not f.ok:
+                raise SystemExit(f"{f.path}: {f.error}")
+            parts = []
+            for scale, levels in f.levels.items():
+                for level, vector in sorted(levels.items()):
+                    vectors.setdefault(f"{scale}/L{level}", []).append(vector)
+                    parts.append(vector)
+                vectors.setdefault(scale, []).append(np.concatenate([levels[k] for k in sorted(levels)]))
+            vectors.setdefault("all", []).append(np.concatenate(parts))
+            scores.append(f.backbone_scores)
+    return {k: np.stack(v) for k, v in vectors.items()}, np.stack(scores)
+
+
+def teacher_song_arrays(label_dir: Path, corpora: list[str], paths: list[str], name: str) -> np.ndarray:
+    """(n, D) song means of teacher array ``name`` for ``paths`` (from the teacher-label files)."""
+    from samplecnn.trainer.targets import read_teacher_labels
+
+    by_path = {}
+    for corpus in corpora:
+        labels = read_teacher_labels(label_dir / f"{corpus}.safetensors")
+        for i, entry in enumerate(labels.files):
+            by_path[str(entry.path)] = labels.song_target(i, name)
+    return np.stack([by_path[p] for p in paths])
+
+
+def group_folds(labels: np.ndarray, groups: list[str], seed: int) -> np.ndarray:
+    """Fold index per item: whole groups to folds, each group to the fold with fewest of its class."""
+    rng = np.random.default_rng(seed)
+    unique = sorted(set(groups))
+    rng.shuffle(unique)
+    classes = sorted(set(labels))
+    counts = np.zeros((FOLDS, len(classes)))
+    fold_of = {}
+    by_group = {}
+    for item, group in enumerate(groups):
+        by_group.setdefault(group, []).append(item)
+    for group in sorted(unique, key=lambda g: -len(by_group[g])):  # big groups first, ties in shuffled order
+        members = by_group[group]
+        cls = classes.index(max(set(labels[members]), key=list(labels[members]).count))
+        fold = int(np.argmin(counts[:, cls] + 1e-3 * counts.sum(axis=1)))
+        fold_of[group] = fold
+        counts[fold, cls] += len(members)
+    return np.array([fold_of[g] for g in groups])
+
+
+def logistic_accuracy(x: np.ndarray, y: np.ndarray, folds: np.ndarray, l2: float = 1e-2) -> float:
+    """Accuracy over the folds of standardise + multinomial logistic regression (LBFGS)."""
+    import torch
+
+    torch.set_num_threads(1)
+    classes = sorted(set(y))
+    target = torch.tensor([classes.index(v) for v in y])
+    correct = 0
+    for fold in range(FOLDS):
+        train, test = folds != fold, folds == fold
+        mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+        xt = torch.tensor((x[train] - mean) / std, dtype=torch.float64)
+        xv = torch.tensor((x[test] - mean) / std, dtype=torch.float64)
+        w = torch.zeros(x.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(xt @ w + b, target[train]) + l2 * (w * w).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            correct += int(((xv @ w + b).argmax(1) == target[test]).sum())
+    return correct / len(y)
+
+
+def transfer(features: dict[str, np.ndarray], y: np.ndarray, groups: list[str]) -> dict[str, dict]:
+    out = {}
+    for name, x in features.items():
+        scores = [logistic_accuracy(x, y, group_folds(y, groups, seed)) for seed in range(REPEATS)]
+        out[name] = {"accuracy": float(np.mean(scores)), "std": float(np.std(scores)), "dims": int(x.shape[1])}
+        print(f"  {name:28s} {out[name]['accuracy']:.4f} +- {out[name]['std']:.4f} ({x.shape[1]} dims)", flush=True)
+    return out
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray) -> dict:
+    from samplecnn.trainer.distill import score_correlation, top_k_target
+    from samplecnn.trainer.metrics import evaluate
+
+    positives = np.stack([top_k_target(t) for t in teacher])
+    metrics = evaluate(positives, student, "tags")
+    return {"top5_roc_auc": metrics["roc_auc"], "top5_pr_auc": metrics["pr_auc"],
+            "correlation": score_correlation(student, teacher), "songs": len(student)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True, help="the distilled bundle")
+    parser.add_argument("--baseline", action="append", default=[], help="NAME=BUNDLE to compare (repeatable)")
+    parser.add_argument("--labels", required=True, help="teacher-label folder (MTT_musicnn/<corpus>.safetensors)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    label_dir = Path(args.labels)
+    started = time.time()
+    result = {"bundle": args.bundle, "protocol": f"standardise + logistic regression, stratified group {FOLDS}-fold x {REPEATS}"}
+    mer4q, synth = read_rows("mer4q"), read_rows("synthtags")
+    tasks = {
+        "mer4q_quadrant": (mer4q, "quadrant", "artist", ["mer4q-train", "mer4q-valid", "mer4q-test"]),
+        "synthtags_style": (synth, "style", "source", ["synthtags"]),
+    }
+    bundles = {"student": args.bundle, **dict(b.split("=", 1) for b in args.baseline)}
+    for task, (rows, column, group_column, corpora) in tasks.items():
+        paths = [r["path"] for r in rows]
+        y = np.array([r[column] for r in rows])
+        groups = [r[group_column] for r in rows]
+        features = {}
+        for name, bundle in bundles.items():
+            vectors, scores = song_features(bundle, paths)
+            if name == "student":
+                features.update({f"student {k}": v for k, v in vectors.items()})
+                if task == "mer4q_quadrant":
+                    test = np.array([r["split"] == "test" for r in rows])
+                    teacher = teacher_song_arrays(label_dir, corpora, paths, "probs")
+                    result["teacher_agreement_mer4q_test"] = agreement(scores[test], teacher[test])
+                    print("teacher agreement (mer4q test):", result["teacher_agreement_mer4q_test"], flush=True)
+            else:
+                features[f"{name} all"] = vectors["all"]
+        features["musicnn penultimate"] = teacher_song_arrays(label_dir, corpora, paths, "penultimate")
+        features["musicnn taggram"] = teacher_song_arrays(label_dir, corpora, paths, "probs")
+        print(f"{task} ({len(rows)} songs, {len(set(y))} classes):", flush=True)
+        result[task] = transfer(features, y, groups)
+    result["seconds"] = round(time.time() - started, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
