@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .atomic import atomic_path, write_bytes_atomically
 from .bundle import MANIFEST, Bundle, sha256_file
-from .tagger import BACKBONE_HEAD, SongResult
+from .tagger import SongResult, result_heads
 
 JOB_FILE = "catalogue.json"
 JOB_FORMAT = "samplecnn-catalogue"
@@ -40,10 +40,8 @@ class StoreError(ValueError):
 
 
 def head_labels(bundle: Bundle) -> list[tuple[str, tuple[str, ...]]]:
-    """(head name, labels) the Tagger scores, in order (the backbone's tags when there is no head)."""
-    if bundle.heads:
-        return [(h.name, h.labels) for h in bundle.heads]
-    return [(BACKBONE_HEAD, bundle.backbone_labels)]
+    """(head name, labels) the Tagger scores, in order (see :func:`samplecnn.runtime.tagger.result_heads`)."""
+    return result_heads(bundle)
 
 
 def embedding_width(bundle: Bundle) -> int:

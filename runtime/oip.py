@@ -134,12 +134,10 @@ def song_error(result, song: SongInput) -> str:
 
 
 def head_labels(bundle) -> dict[str, tuple[str, ...]]:
-    """{head name: labels} of the response, in bundle order ("backbone" when it has no heads)."""
-    from .tagger import BACKBONE_HEAD
+    """{head name: labels} of the response, in order (see :func:`samplecnn.runtime.tagger.result_heads`)."""
+    from .tagger import result_heads
 
-    if bundle.heads:
-        return {h.name: h.labels for h in bundle.heads}
-    return {BACKBONE_HEAD: bundle.backbone_labels}
+    return dict(result_heads(bundle))
 
 
 def embedding_width(bundle) -> int:

@@ -30,6 +30,16 @@ from .pipeline import Engine, SongFeatures
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
 BACKBONE_HEAD = "backbone"  # the head name of tags read from the backbones' own logits
+
+
+def result_heads(bundle: Bundle) -> list[tuple[str, tuple[str, ...]]]:
+    """(head name, labels) of every score a SongResult holds, in order.
+
+    The backbones' own tags come first (head ``backbone``) whenever the bundle names them:
+    they are what the backbones were trained (or distilled) to predict. Then every fitted head.
+    """
+    heads = [(BACKBONE_HEAD, tuple(bundle.backbone_labels))] if bundle.backbone_labels else []
+    return heads + [(h.name, tuple(h.labels)) for h in bundle.heads]
 # Default batch sizes, measured on the 2-core dev machine (benchmarks/pipeline_profile.py):
 # CPU throughput stops improving around batch 8, while memory grows with the batch by about
 # BYTES_PER_FIRST_LAYER_VALUE x (the first conv's output: segment/m frames x C0 channels) per
@@ -69,7 +79,7 @@ class SongResult:
     """Tags of one song.
 
     ``scores``: {head name: {label: score}} (sigmoid per tag for "tags" heads, softmax for
-    "classes"; head "backbone" when the bundle has no heads). ``top``: {head: [(label, score)]}
+    "classes"; head "backbone" first: the backbones' own tags). ``top``: {head: [(label, score)]}
     best first. ``embedding``: (D,) song vector (every scale in bundle order, levels 1..K in
     order) when asked for. ``segments``: {scale: {"start": [seconds], "scores": (k, n_labels)}}
     of the backbone tags per segment when asked for. ``error``: why the song failed, else None.
@@ -211,8 +221,8 @@ class Tagger:
         for head in self.heads:
             values = head(head_input(f.levels, head.spec)[None, :])[0]
             scores[head.spec.name] = dict(zip(head.spec.labels, map(float, values)))
-        if not self.heads:
-            scores[BACKBONE_HEAD] = dict(zip(self.bundle.backbone_labels, map(float, f.backbone_scores)))
+        if self.bundle.backbone_labels:
+            scores = {BACKBONE_HEAD: dict(zip(self.bundle.backbone_labels, map(float, f.backbone_scores))), **scores}
         top = {h: sorted(d.items(), key=lambda kv: -kv[1])[:top_k] for h, d in scores.items()}
         embedding = None
         if embeddings:

@@ -116,7 +116,7 @@ def test_heads_read_the_documented_song_vector(tiny_bundle, tmp_path, music_file
     vector = np.concatenate([features.levels[s][lv] for s in scales for lv in levels])
     np.testing.assert_array_equal(head_input(features.levels, bundle.heads[0]), vector)
     expected = Head.load(bundle_dir / "head_genre.safetensors", bundle.heads[0])(vector[None])[0]
-    assert list(result.scores) == ["genre"]
+    assert list(result.scores) == ["backbone", "genre"]  # the backbone's own tags come first
     np.testing.assert_allclose(list(result.scores["genre"].values()), expected, rtol=1e-6)
     assert sum(result.scores["genre"].values()) == pytest.approx(1.0, abs=1e-5)
 
