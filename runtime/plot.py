@@ -103,7 +103,7 @@ def taggram_figure(song, *, top_n: int = DEFAULT_TOP_N, head_top_k: int = DEFAUL
     order = np.argsort(-scores.mean(axis=0), kind="stable")[: min(top_n, len(labels))]
     heads = {h: pairs[:head_top_k] for h, pairs in (row.get("top") or {}).items()}
     n_rows = max(len(order), sum(len(p) + 1 for p in heads.values()) * 0.6)
-    height = max(MIN_HEIGHT_IN, ROW_HEIGHT_IN * n_rows + 1.5)
+    height = round(max(MIN_HEIGHT_IN, ROW_HEIGHT_IN * n_rows + 1.5) * DPI) / DPI  # whole pixels
     fig = plt.figure(figsize=(TAGGRAM_WIDTH_IN + HEADS_WIDTH_IN, height), dpi=DPI, layout="constrained")
     grid = fig.add_gridspec(max(1, len(heads)), 2, width_ratios=[TAGGRAM_WIDTH_IN, HEADS_WIDTH_IN])
     ax = fig.add_subplot(grid[:, 0])

@@ -103,8 +103,10 @@ def test_report_from_infer_results_has_every_section(results, ext, tmp_path, mus
     assert [i for i in page.ids if i in SECTIONS] == SECTIONS
     data = songs_data(out)
     assert sorted(data["path"]) == sorted(str(p) for p in music_files.values())
-    assert list(data["heads"]) == ["tags", "quadrant", "instruments"] and len(data["atypical"]) == 4
-    assert data["heads"]["quadrant"]["labels"] == ["Q1", "Q2", "Q3", "Q4"]
+    first = json.loads(results["jsonl"].read_text().splitlines()[0])
+    assert list(data["heads"]) == list(first["scores"]) and len(data["atypical"]) == 4  # every head, in order
+    for head, scores in first["scores"].items():
+        assert data["heads"][head]["labels"] == list(scores)
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # readable like any file the user writes
 
 
@@ -341,8 +343,14 @@ def browser(tmp_path):
 
 def open_page(chrome: Chromium, session: str, url: str, width: int = 1280, height: int = 900) -> None:
     chrome.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+    chrome.events = [e for e in chrome.events if e.get("method") != "Page.loadEventFired"]  # about:blank's
     chrome.send("Page.navigate", {"url": url}, session)
     chrome.wait_for("Page.loadEventFired")
+    deadline = time.monotonic() + chrome.timeout
+    while evaluate(chrome, session, "document.readyState + ' ' + location.href") != f"complete {url}":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Chromium did not finish loading {url}")
+        time.sleep(0.1)
 
 
 def evaluate(chrome: Chromium, session: str, expression: str):
@@ -366,8 +374,9 @@ def test_page_loads_in_chromium_without_errors_sorts_filters_and_screenshots(bro
     assert chrome.errors() == []
     cells = "[...document.querySelectorAll('#songs-body tr')].map(r => r.cells[%d].textContent)"
     assert evaluate(chrome, session, "document.querySelectorAll('#songs-body tr').length") == 4
+    heads = list(json.loads(results["jsonl"].read_text().splitlines()[0])["scores"])
     headers = evaluate(chrome, session, "[...document.querySelectorAll('#songs-head th')].map(t => t.textContent)")
-    assert headers == ["path", "duration (s)", "tags: top tags", "quadrant: top tags", "instruments: top tags", "atypical"]
+    assert headers == ["path", "duration (s)", *[f"{h}: top tags" for h in heads], "atypical"]
     evaluate(chrome, session, "document.querySelector('#songs-head th[data-key=duration]').click()")
     durations = [float(v) for v in evaluate(chrome, session, cells % 1)]
     assert durations == sorted(durations, reverse=True)  # numbers sort largest first
@@ -376,7 +385,7 @@ def test_page_loads_in_chromium_without_errors_sorts_filters_and_screenshots(bro
     evaluate(chrome, session, "const f = document.getElementById('filter'); f.value = 'trumpet'; f.dispatchEvent(new Event('input'))")
     assert len(evaluate(chrome, session, cells % 0)) == 2 and "filtered from 4" in evaluate(chrome, session, "document.getElementById('count').textContent")
     loaded = evaluate(chrome, session, "[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert loaded and evaluate(chrome, session, "document.images.length") == 8  # 3 heads x 2, durations, map
+    assert loaded and evaluate(chrome, session, "document.images.length") == 2 * len(heads) + 2  # per head 2, durations, map
     shot = screenshot(chrome, session, tmp_path / "report.png", height=1600)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", shot.read_bytes()[16:24]) == (1280, 1600)
     assert chrome.errors() == []
