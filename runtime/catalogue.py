@@ -18,19 +18,20 @@ samplecnn.runtime`` never imports it.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import BackendError
-from .bundle import MANIFEST, Bundle, BundleError
-from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, check_out_dir, error_schema, job_identity, open_out_dir, song_schema, song_table
+from .bundle import Bundle, BundleError
+from .catalogue_actor import TagActor, bundle_files
+from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, check_out_dir, error_schema, job_identity, open_out_dir, song_schema
 from .progress import Progress
-from .sources import DEFAULT_PATH_COLUMN, SourceError, fetch_song, is_uri, list_songs
+from .sources import DEFAULT_PATH_COLUMN, SourceError, is_uri, list_songs
 from .tagger import Tagger, default_bundle_path
 
 EXIT_OK, EXIT_FAILED_SONGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,7 +41,6 @@ FLUSH_SECONDS = 60.0  # ... or at most this much work
 MAX_BLOCKS = 2000  # paths per Ray block grow beyond songs_per_batch for catalogues over this many batches
 PROBE_SECONDS = 5.0  # ray.init on an address where nothing listens retries for minutes: probe first
 INSTALL_HINT = "pip install 'samplecnn[ray]'"
-STAT_COLUMNS = ("error", "_pid", "_peak_rss_mb")  # extra columns of the actors' output, not written
 
 
 class CatalogueError(ValueError):
@@ -122,7 +122,7 @@ def connect(ray, address: str | None) -> bool:
     quiet = {"logging_level": "warning", "configure_logging": True}
     try:
         if address:
-            probe_address(address)
+            probe_address(address)  # nothing listening: an instant error instead of minutes of retries
             ray.init(address=address, **quiet)
         else:
             ray.init(include_dashboard=False, **quiet)
@@ -131,79 +131,6 @@ def connect(ray, address: str | None) -> bool:
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray's start-up
         raise CatalogueError(f"cannot {'join Ray at ' + repr(address) if address else 'start a local Ray'}: {exc}") from exc
     return True
-
-
-def bundle_files(bundle: Bundle) -> dict[str, bytes]:
-    """{relative path: bytes} of the manifest and every file it hashes: the bundle for actors."""
-    names = [MANIFEST] + sorted(bundle.manifest.get("files", {}))
-    return {name: bundle.path(name).read_bytes() for name in names}
-
-
-class TagActor:
-    """One Ray actor: a Tagger built once, then ``__call__`` per batch of paths.
-
-    In: {"path": (n,) str}. Out: a pyarrow Table, one row per path: the song columns of
-    :func:`~.catalogue_store.song_schema` (null for failed songs), ``error`` (null when tagged)
-    and the actor's pid and peak RSS (MB) for the job summary.
-    """
-
-    def __init__(self, files_ref: list, tagger_options: dict, top_k: int, embeddings: bool) -> None:
-        import ray
-
-        files = ray.get(files_ref[0])
-        self.folder = tempfile.mkdtemp(prefix="samplecnn-bundle-")
-        for name, data in files.items():
-            Path(self.folder, name).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.folder, name).write_bytes(data)
-        self.tagger = Tagger(self.folder, **tagger_options)
-        self.schema = song_schema(self.tagger.bundle, embeddings)
-        self.top_k, self.embeddings = top_k, embeddings
-
-    def _tag(self, inputs: list[str]) -> list:
-        try:
-            return list(self.tagger.tag(inputs, top_k=self.top_k, embeddings=self.embeddings))
-        except Exception:  # a bug on one song must not fail the batch: isolate it
-            if len(inputs) == 1:
-                raise
-            return [r for path in inputs for r in self._tag_one(path)]
-
-    def _tag_one(self, path: str) -> list:
-        try:
-            return self._tag([path])
-        except Exception as exc:
-            from .tagger import SongResult
-
-            return [SongResult(path, 0.0, {}, {}, {}, error=f"internal error: {type(exc).__name__}: {exc}")]
-
-    def __call__(self, batch: dict):
-        import resource
-
-        import pyarrow as pa
-
-        paths = [str(p) for p in batch["path"]]
-        failed: list[tuple[str, str]] = []
-        ok = []
-        with tempfile.TemporaryDirectory(prefix="samplecnn-fetch-") as scratch:
-            inputs: list[tuple[str, str]] = []
-            for i, path in enumerate(paths):
-                try:
-                    inputs.append((path, fetch_song(path, scratch, str(i)) if is_uri(path) else path))
-                except OSError as exc:
-                    failed.append((path, str(exc)))
-            for (path, _), result in zip(inputs, self._tag([local for _, local in inputs])):
-                result.path = path
-                (ok.append(result) if result.ok else failed.append((path, result.error)))
-        songs = song_table(ok, self.schema)
-        failed_paths = pa.array([p for p, _ in failed], pa.string())
-        nulls = [failed_paths if f.name == "path" else pa.nulls(len(failed), f.type) for f in self.schema]
-        table = pa.concat_tables([songs, pa.Table.from_arrays(nulls, schema=self.schema)])
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-        n = table.num_rows
-        return (
-            table.append_column("error", pa.array([None] * len(ok) + [r for _, r in failed], pa.string()))
-            .append_column("_pid", pa.array([os.getpid()] * n, pa.int64()))
-            .append_column("_peak_rss_mb", pa.array([peak_mb] * n, pa.float64()))
-        )
 
 
 def _blocks(songs: list[str], songs_per_batch: int):
@@ -247,13 +174,15 @@ def catalogue(
 
     started_here = False
     ray = None
-    try:
-        ray = require_ray()
+    try:  # every check that needs no Ray first: they are instant, importing Ray is not
         for name, value in (("top_k", top_k), ("songs_per_batch", songs_per_batch), ("rows_per_file", rows_per_file)):
             if not isinstance(value, int) or value < 1:
                 raise CatalogueError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
         if is_uri(str(out)):
             raise CatalogueError(f"--out {out}: the job writes to a local (or mounted shared) folder; pass a path, not a URI")
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            probe_address(address)
         loaded = Bundle.load(bundle if bundle is not None else default_bundle_path())
         given = {"backend": backend, "device": device, "precision": precision, "batch_size": batch_size, "max_segments": max_segments}
         tagger_options = {k: v for k, v in given.items() if v is not None}
@@ -264,12 +193,16 @@ def catalogue(
         if not songs:
             raise CatalogueError(f"no songs in {list(sources)}; pass audio files, folders, globs, or a .csv/.parquet with a {path_column!r} column")
         done = check_out_dir(out, identity, resume=resume)
+        todo = [s for s in songs if s not in done]
+        if done:
+            say(f"resume: {len(songs) - len(todo)} songs already in {Path(out) / SONGS}, {len(todo)} to go")
+        if not todo:
+            say("nothing to do: every song already has a row")
+            return EXIT_OK
+        ray = require_ray()
         started_here = connect(ray, address)
         plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads)
         root = open_out_dir(out, identity, bundle_root=str(loaded.root))
-        todo = [s for s in songs if s not in done]
-        if done:
-            say(f"resume: {len(songs) - len(todo)} songs already in {root / SONGS}, {len(todo)} to go")
     except (CatalogueError, BundleError, BackendError, SourceError, StoreError, ValueError) as exc:
         say(f"error: {exc}")
         if started_here:
@@ -293,9 +226,7 @@ def _run(ray, bundle: Bundle, todo: list[str], root: Path, plan: PoolPlan, tagge
     from .atomic import write_bytes_atomically
 
     say(f"samplecnn catalogue: {len(todo)} songs with {bundle.root}; pool: {plan.describe()}")
-    if not todo:
-        say("nothing to do: every song already has a row")
-        return EXIT_OK
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress line replaces its per-dataset INFO lines
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
