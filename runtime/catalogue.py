@@ -18,6 +18,7 @@ samplecnn.runtime`` never imports it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -29,7 +30,7 @@ from pathlib import Path
 from .backends import BackendError
 from .bundle import Bundle, BundleError
 from .catalogue_actor import TagActor, bundle_files
-from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, check_out_dir, error_schema, job_identity, open_out_dir, song_schema
+from .catalogue_store import ERRORS, JOB_FILE, SONGS, PartWriter, StoreError, check_out_dir, error_schema, job_identity, open_out_dir, song_columns, song_schema
 from .progress import Progress
 from .sources import DEFAULT_PATH_COLUMN, SourceError, is_uri, list_songs
 from .tagger import Tagger, default_bundle_path
@@ -188,7 +189,8 @@ def catalogue(
         tagger_options = {k: v for k, v in given.items() if v is not None}
         Tagger(loaded, **tagger_options, threads=1).close()  # the actors' Tagger: bad backend/precision fail here, not in Ray
         options = {"precision": precision, "device": device, "backend": backend, "top_k": top_k, "embeddings": embeddings, "max_segments": max_segments}
-        identity = job_identity(loaded, **options)
+        columns = hashlib.sha256("\n".join(song_columns(loaded, embeddings)).encode()).hexdigest()
+        identity = job_identity(loaded, **options, columns_sha256=columns)
         songs = list_songs(sources, path_column=path_column)
         if not songs:
             raise CatalogueError(f"no songs in {list(sources)}; pass audio files, folders, globs, or a .csv/.parquet with a {path_column!r} column")

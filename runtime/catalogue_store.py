@@ -48,6 +48,15 @@ def embedding_width(bundle: Bundle) -> int:
     return sum(o.width for s in bundle.scales for o in s.level_outputs)
 
 
+def song_columns(bundle: Bundle, embeddings: bool) -> list[str]:
+    """Column names of the ``songs`` table, in order (part of the job identity: a folder whose
+    rows have other columns belongs to another job)."""
+    names = ["path", "duration"] + [f"n_segments:{s.name}" for s in bundle.scales]
+    for head, labels in head_labels(bundle):
+        names += [f"top_{head}"] + [f"{head}:{label}" for label in labels]
+    return names + (["embedding"] if embeddings else [])
+
+
 def song_schema(bundle: Bundle, embeddings: bool):
     """pyarrow schema of the ``songs`` table (see the module docstring)."""
     import pyarrow as pa
