@@ -178,9 +178,17 @@ def format_table(results: list[SongResult], width: int = 110) -> str:
             lines.append(f"{name:<40} {'':>7}  FAILED: {r.error}")
             continue
         for i, (head, pairs) in enumerate(r.top.items()):
-            tags = "  ".join(f"{label} {score:.2f}" for label, score in pairs)
             prefix = f"{name:<40} {r.duration:6.1f}s" if i == 0 else " " * 48
-            lines.append(f"{prefix}  {head:<12} {tags}"[:width])
+            line = f"{prefix}  {head:<12} "
+            indent, first = " " * len(line), True
+            for label, score in pairs:  # whole "label score" items: a tag name is never cut
+                item = f"{label} {score:.2f}"
+                if not first and len(line) + 2 + len(item) > width:
+                    lines.append(line)
+                    line, first = indent, True
+                line += item if first else f"  {item}"
+                first = False
+            lines.append(line)
     return "\n".join(lines)
 
 

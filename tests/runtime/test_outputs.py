@@ -69,3 +69,16 @@ def test_table_on_stdout_without_out(tiny_bundle, music_files):
     result = run("--bundle", tiny_bundle, "-k", 2, music_files["sorohanro_solo_trumpet_06"])
     assert result.exit_code == 0
     assert "sorohanro_solo_trumpet_06.ogg" in result.output and "tagged 1 of 1 songs" in result.output
+
+
+def test_table_keeps_whole_tag_names():
+    from samplecnn.runtime.outputs import format_table
+    from samplecnn.runtime.tagger import SongResult
+
+    pairs = [("soothing", 0.91), ("delicate", 0.88), ("melancholic and wistful", 0.8), ("no vocals", 0.7), ("male vocal", 0.6)]
+    result = SongResult("songs/a.mp3", 30.0, {"3^9": 11}, {"mood": dict(pairs)}, {"mood": pairs})
+    table = format_table([result], width=100)
+    assert all(len(line) <= 100 for line in table.splitlines()) and len(table.splitlines()) > 1
+    words = " ".join(table.split())
+    for label, score in pairs:
+        assert f"{label} {score:.2f}" in words
