@@ -109,6 +109,9 @@ def train(
     best = record["best"]
     typer.echo(f"best epoch {best.get('epoch')}: valid ROC-AUC {best.get('roc_auc', float('nan')):.4f}, "
                f"PR-AUC {best.get('pr_auc', float('nan')):.4f}; checkpoints in {config.out}")  # fmt: skip
+    if record.get("skipped_files"):  # the exit-code rule: 1 = some inputs failed (the run itself completed)
+        typer.echo(f"{record['skipped_files']} unusable audio files were skipped: see {config.out}/skipped.json", err=True)
+        raise typer.Exit(1)
 
 
 # --- export (export/) ------------------------------------------------------------------------
