@@ -10,7 +10,7 @@ import typer
 
 from .trainer.sources import (  # the dataset options, declared once (typer + dataclasses only: no torch)
     DatasetOption, GtzanOption, LabelColumnOption, MaxClipsOption, MtatOption, TagsFileOption, TaskOption, TestListOption, TestOption,
-    TrainListOption, ValidListOption, ValidOption,
+    TrainListOption, ValidListOption, ValidOption, split_lists,
 )
 
 app = typer.Typer(
@@ -43,16 +43,16 @@ def summary(
 @app.command()
 def train(
     manifest: str = typer.Argument(None, help="CSV manifest 'path,tags[,...]' (train split); valid.csv/test.csv beside a train.csv are used."),
-    mtat: str = typer.Option(None, "--mtat", help="MagnaTagATune folder (annotations_final.csv + 0..f/)."),
-    gtzan: str = typer.Option(None, "--gtzan", help="GTZAN folder (genres/<genre>/<genre>.000NN.wav)."),
-    valid: str = typer.Option(None, help="Manifest of the valid split (default: valid.csv beside train.csv, else 10% held out)."),
-    test: str = typer.Option(None, help="Manifest of the test split (default: test.csv beside train.csv)."),
-    label_column: str = typer.Option("tags", help="Manifest column holding the labels (';'-separated), e.g. tags, style, quadrant."),
-    task: str = typer.Option(None, help="tags (multi-label, BCE) or classes (one label, softmax CE); default: inferred."),
-    tags_file: str = typer.Option(None, help="MTAT: tag list file, one per line (default: the top 50)."),
-    train_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the train split."),
-    valid_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the valid split."),
-    test_list: str = typer.Option(None, help="MTAT/GTZAN: list file of the test split."),
+    mtat: MtatOption = None,
+    gtzan: GtzanOption = None,
+    valid: ValidOption = None,
+    test: TestOption = None,
+    label_column: LabelColumnOption = "tags",
+    task: TaskOption = None,
+    tags_file: TagsFileOption = None,
+    train_list: TrainListOption = None,
+    valid_list: ValidListOption = None,
+    test_list: TestListOption = None,
     scale: str = typer.Option("3^9", help="Backbone scale m^n: 2^14, 3^9, 5^6 or any m^n."),
     width: float = typer.Option(1.0, help="Channel width multiplier (0.5: about 4x fewer FLOPs)."),
     epochs: int = typer.Option(None, help="Maximum epochs (default 50; with --resume: the stored value)."),
@@ -69,7 +69,7 @@ def train(
     out: str = typer.Option("runs/train", help="Run folder: metrics.jsonl, best/last.safetensors, state."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch (its stored options)."),
     cache_dir: str = typer.Option(None, help="Decoded-audio cache (default $SAMPLECNN_CACHE or ~/.cache/samplecnn/audio)."),
-    max_clips: int = typer.Option(None, help="At most this many clips per split (quick runs)."),
+    max_clips: MaxClipsOption = None,
     max_minutes: float = typer.Option(None, help="Wall-time budget: stop before an epoch that would overrun it (--resume continues)."),
     targets: list[str] = typer.Option(None, "--targets", help="Distil: a teacher-label file (repeatable; experiments/teacher_musicnn.py writes them) instead of a labelled dataset."),
     valid_targets: list[str] = typer.Option(None, "--valid-targets", help="Distil: teacher-label files of the valid split (default: 10% of --targets' files held out)."),
@@ -91,10 +91,9 @@ def train(
                 out, epochs=epochs, device=device, workers=workers, threads=threads or None, max_minutes=max_minutes, command=command
             )
         else:
-            lists = {"train": train_list, "valid": valid_list, "test": test_list}
             config = TrainConfig(
                 manifest=manifest, mtat=mtat, gtzan=gtzan, valid=valid, test=test, label_column=label_column,
-                task=task, tags_file=tags_file, split_lists={k: v for k, v in lists.items() if v},
+                task=task, tags_file=tags_file, split_lists=split_lists(train_list, valid_list, test_list),
                 scale=scale, width=width, epochs=epochs or 50, batch_size=batch_size, optimizer=optimizer, lr=lr,
                 patience=patience, max_plateaus=max_plateaus, crops_per_clip=crops_per_clip,
                 workers=2 if workers is None else workers, threads=threads, device=device or "cpu", seed=seed,
@@ -250,7 +249,6 @@ def fit(
     from .trainer.fit import FitError
     from .trainer.fit_run import FitOptions, run_fit
     from .trainer.song_classifier import ClassifierConfig
-    from .trainer.sources import split_lists
 
     options = FitOptions(
         bundle=bundle, manifest=manifest, valid=valid, test=test, mtat=mtat, gtzan=gtzan, label_column=label_column,

@@ -30,12 +30,13 @@ from safetensors.torch import load_file, save_file
 from .batches import CropDataset, SegmentDataset, eval_loader, train_loader
 from .cache import DEFAULT_CACHE_DIR, AudioCache, CachedClip, SkippedClip
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import Dataset, holdout, limit_clips, read_gtzan, read_manifest_splits, read_mtat, read_tag_list
+from .data import Dataset, holdout, limit_clips
 from .distill import DistillCrops, FeatureHead, TeacherSet, distill_loss, score_correlation
 from .metrics import evaluate
 from .model import SampleCNN, preset
 from ..runtime.atomic import atomic_path
 from .progress import Progress
+from .sources import DatasetSource, DatasetSourceError
 from .train_state import PlateauSchedule, read_state, restore_optimizer, save_state
 
 OPTIMIZERS = ("sgd", "adam")
@@ -48,22 +49,14 @@ class TrainError(ValueError):
     """A training request that cannot run (bad option, no usable clips, existing run, ...)."""
 
 
-@dataclass
-class TrainConfig:
-    """Every option of a run; stored in the run's state so ``--resume`` needs only the folder."""
+@dataclass(kw_only=True)
+class TrainConfig(DatasetSource):
+    """Every option of a run; stored in the run's state so ``--resume`` needs only the folder.
 
-    # dataset: exactly one of manifest / mtat / gtzan / targets (teacher-label files: distillation)
-    manifest: str | None = None
-    mtat: str | None = None
-    gtzan: str | None = None
-    valid: str | None = None  # manifest of the valid split (default: valid.csv next to train.csv)
-    test: str | None = None
-    label_column: str = "tags"
-    task: str | None = None  # "tags" | "classes" | None: inferred
-    tags_file: str | None = None  # MTAT tag list (default: the top 50)
-    split_lists: dict[str, str] = field(default_factory=dict)  # MTAT/GTZAN: split -> list file
-    valid_fraction: float = 0.1  # held out of train when there is no valid split
-    max_clips: int | None = None
+    The dataset is a :class:`~samplecnn.trainer.sources.DatasetSource` (manifest, MTAT or
+    GTZAN: the fields and options ``fit`` uses too) or, for distillation, teacher-label files.
+    """
+
     targets: list[str] = field(default_factory=list)  # training teacher-label files
     valid_targets: list[str] = field(default_factory=list)  # default: valid_fraction of targets' files
     test_targets: list[str] = field(default_factory=list)
@@ -96,9 +89,13 @@ class TrainConfig:
     command: str = ""
 
     def validate(self) -> None:
-        sources = [s for s in (self.manifest, self.mtat, self.gtzan, self.targets) if s]
-        if len(sources) != 1:
+        if self.targets and (self.manifest or self.mtat or self.gtzan):
             raise TrainError("give exactly one dataset: a CSV manifest, --mtat DIR, --gtzan DIR or --targets FILE")
+        if not self.targets:
+            try:
+                self.check_source()
+            except DatasetSourceError as error:
+                raise TrainError(f"{error} (or --targets FILE to distil a teacher)") from error
         if self.distill_features and not self.targets:
             raise TrainError("distill-feature needs teacher-label files (--targets)")
         if self.amp not in AMP_MODES:
@@ -146,16 +143,9 @@ def autocast(config: TrainConfig):
 
 def load_dataset(config: TrainConfig, teacher: TeacherSet | None = None) -> Dataset:
     """The dataset a config names, with a held-out valid split if it has none."""
-    if teacher is not None:
-        dataset, _ = teacher.dataset()
-    elif config.manifest:
-        dataset = read_manifest_splits(config.manifest, config.valid, config.test, config.label_column, config.task)
-    elif config.mtat:
-        tags = read_tag_list(config.tags_file) if config.tags_file else None
-        kwargs = {"tags": tags} if tags else {}
-        dataset = read_mtat(config.mtat, split_lists=config.split_lists or None, **kwargs)
-    else:
-        dataset = read_gtzan(config.gtzan, split_lists=config.split_lists or None)
+    if teacher is None:
+        return config.load(seed=config.seed)
+    dataset, _ = teacher.dataset()
     if not dataset.split("valid"):
         dataset = holdout(dataset, config.valid_fraction, config.seed)
     if config.max_clips:
