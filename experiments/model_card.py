@@ -25,37 +25,82 @@ INTRO = """# samplecnn default model
 
 Multi-level, multi-scale sample-level CNN tagger (Lee & Nam 2017) shipped with samplecnn so
 that `samplecnn infer songs/` works without data or training. Three raw-waveform backbones
-(2^14, 3^9, 5^6 at width 0.25: ~125 k parameters each) were trained on the tags of 610 real
-songs; three song-level heads read the concatenated segment-mean activations of the last three
-layers of all three backbones (960 dimensions).
+(2^14, 3^9, 5^6 at width 0.25: ~125 k parameters each) were **distilled from musicnn**
+(Pons & Serra 2019, `MTT_musicnn`) on every hour of real music this project could reach:
+each learned the teacher's 50 MagnaTagATune tag probabilities (soft targets, window by window)
+and, through a linear map used only in training, the teacher's penultimate and pooled
+features. Their 50 tags are the `backbone` head; two song-level heads read the concatenated
+segment-mean activations of the last three layers of all three backbones (960 dimensions).
 
 ## What it is and is not good for
 
-- Good for: a first look at a catalogue, demos, smoke tests of a pipeline, and as a starting
-  point (its heads can be refitted with `samplecnn fit` on your labels in minutes).
-- Not good for: production tagging. 610 training songs (about 5 hours of audio, 30 s previews
-  at 16 kHz / 32 kbps) is tiny next to MagnaTagATune (~15 k clips) or the Million Song
-  Dataset; the backbones trained for minutes on a 2-core CPU at a quarter of the paper's
-  width. Expect clearly-better-than-chance rankings (see the test metrics), not reliable
-  individual tags, particularly for the 40 mood tags and rare genres. The `instruments` head
-  was fitted on synthesized General MIDI renderings (synthtags) and transfers to real
-  recordings only roughly.
-- To do better: train on MagnaTagATune, MSD or your own catalogue (README, Training) at full
-  width on a GPU, export, and fit heads on your labels.
+- Good for: tagging a catalogue with the MagnaTagATune vocabulary (instruments, genres,
+  vocals, tempo, mood words) at a few hundred times real time on a laptop CPU, as song
+  vectors for your own classifiers (`samplecnn fit`), demos and pipelines.
+- Not as good as: its teacher on every song. It is a 16x smaller raw-waveform student
+  trained for about an hour on a 2-core CPU; the teacher-agreement and transfer figures below
+  say how close it gets. MagnaTagATune's vocabulary has its own quirks (e.g. `classical`
+  and `classic`, `female` and `woman` are separate tags).
+- The `instruments` head was fitted on synthesized General MIDI renderings (synthtags) and
+  transfers to real recordings only roughly.
 """
 
 DATA = """## Training data and licences
 
-- **mer4q** — the 4Q audio emotion dataset (Panda, Malheiro & Paiva, 2018): 900 AllMusic
-  30 s previews with AllMusic genre and mood tags and Russell-quadrant emotion labels; split
-  by artist into 610 / 82 / 208 songs (train / valid / test). **Research use only**; the
-  audio is not redistributed here, and neither this model nor its outputs carry any licence
-  to the recordings.
+- **Audio (no labels used):** mer4q's 610 train songs and the music of Debian game-music
+  packages (table below; hours and licence per source as recorded by
+  `experiments/audio_sources.py` from each package's copyright file). mer4q valid (82 songs)
+  and test (208 songs) were held out of distillation: valid for model selection, test for
+  teacher agreement.
+- **Targets:** musicnn 0.1.0 `MTT_musicnn` (ISC licence, weights shipped in its PyPI wheel),
+  run in its own environment (`experiments/teacher_env.sh`, TensorFlow 2.21) with the graph
+  built once and the log-mel computed in float32; 3 s windows (187 frames) every 2.992 s.
+- **mer4q** — the 4Q audio emotion dataset (Panda, Malheiro & Paiva, 2018): AllMusic 30 s
+  previews with Russell-quadrant emotion labels. **Research use only**; the audio is not
+  redistributed here, and neither this model nor its outputs carry any licence to the
+  recordings. The `quadrant` head is fitted on its train split.
 - **synthtags** — 2,326 clips rendered from music21 corpus scores with a General MIDI
-  soundfont (instrument families, drums, density). Some score collections are restricted to
-  non-commercial use: **development, testing and research use**.
+  soundfont. Some score collections are restricted to non-commercial use: **development,
+  testing and research use**. The `instruments` head is fitted on it.
 - Hence the default model is for research and evaluation, not for commercial deployment.
 """
+
+
+def sources_section(sources_file: Path | None) -> list[str]:
+    if sources_file is None or not sources_file.is_file():
+        return []
+    info = json.loads(sources_file.read_text())
+    lines = ["| source | files | hours | licence (package copyright file) | used for |", "|---|---|---|---|---|"]
+    total = 0.0
+    for name, e in info["sources"].items():
+        used = "held out (model selection)" if name == "mer4q-valid" else "held out (teacher agreement)" if name == "mer4q-test" else "distillation"
+        if used == "distillation":
+            total += e["hours"]
+        lines.append(f"| {name} | {e.get('files', 0)} | {e['hours']:.2f} | {e['licence']} | {used} |")
+    return lines + ["", f"Distillation audio: **{total:.1f} hours**.", ""]
+
+
+def evaluation_section(evaluation: Path | None) -> list[str]:
+    if evaluation is None or not evaluation.is_file():
+        return []
+    r = json.loads(evaluation.read_text())
+    a = r["teacher_agreement_mer4q_test"]
+    lines = ["## Evaluation", "",
+             f"**Teacher agreement** on the {a['songs']} mer4q test songs (held out of distillation): macro ROC-AUC "
+             f"of the student's song-level `backbone` scores taking each song's top-5 teacher tags as positives "
+             f"**{a['top5_roc_auc']:.3f}** (PR-AUC {a['top5_pr_auc']:.3f}); Pearson correlation of student and teacher "
+             f"song-level scores **{a['correlation']:.3f}**.", "",
+             f"**Transfer** ({r['protocol']}; same folds for every row):", "",
+             "| features | dims | mer4q quadrant accuracy | synthtags style accuracy |", "|---|---|---|---|"]  # fmt: skip
+    q, st = r["mer4q_quadrant"], r["synthtags_style"]
+    for name in q:
+        lines.append(f"| {name} | {q[name]['dims']} | {q[name]['accuracy']:.3f} ± {q[name]['std']:.3f} | "
+                     f"{st[name]['accuracy']:.3f} ± {st[name]['std']:.3f} |")  # fmt: skip
+    lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
+              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `old default all` is the "
+              "previous default model (trained on 610 mer4q songs' tags). musicnn rows are the teacher's song-mean "
+              "penultimate features (200 dims) and taggram (50 tags).", ""]
+    return lines
 
 
 def _fmt(v) -> str:
@@ -63,8 +108,10 @@ def _fmt(v) -> str:
 
 
 def training_section(manifest: dict, runs: Path) -> list[str]:
-    lines = ["## Backbones: how they were trained", ""]
-    lines += ["| scale | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | train time | segments/s | device |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["## Backbones: how they were distilled", ""]
+    lines += ["ROC-AUC / PR-AUC here are teacher agreement: each held-out song's top-5 teacher tags are its positives "
+              "(valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
+    lines += ["| scale | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | test correlation | train time | segments/s | device |", "|---|---|---|---|---|---|---|---|---|"]
     commands = []
     for scale, info in manifest["provenance"].get("checkpoints", {}).items():
         t = info.get("training", {})
@@ -72,20 +119,15 @@ def training_section(manifest: dict, runs: Path) -> list[str]:
         seconds = t.get("train_seconds") or 0
         lines.append(
             f"| {scale} | {t.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
-            f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {float(seconds) / 60:.0f} min | "
+            f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {_fmt(test.get('teacher_correlation', '?'))} | {float(seconds) / 60:.0f} min | "
             f"{t.get('segments_per_second', '?')} | {t.get('device', '?')} |"
         )
         width = next(s["config"]["width"] for s in manifest["scales"] if s["name"] == scale)
-        commands.append(
-            f"samplecnn train ../shared/data/mer4q/train.csv --label-column {t.get('label_column', 'tags')} --scale {scale} "
-            f"--width {width} --optimizer {t.get('optimizer', '?')} --lr {t.get('lr', '?')} --batch-size {t.get('batch_size', '?')} "
-            f"--crops-per-clip {t.get('crops_per_clip', 1)} --epochs {t.get('epochs', '?')} --seed {t.get('seed', 0)} "
-            f"--threads 1 --out runs/mer4q/{scale.replace('^', '-')}"
-        )
+        commands.append(t.get("command") or f"# {scale}: no command recorded")
     lines += ["", f"Machine: {platform.machine()} CPU, 2 cores (the project's dev machine, shared with other jobs), seed 0.", ""]
     lines += [
-        "Equivalent commands (the runs were interrupted by `--max-minutes` budgets and continued with "
-        "`--resume`, which reproduces an uninterrupted run bit for bit; the best epoch's weights are shipped):",
+        "Commands, as recorded in each checkpoint (the four runs, three scales and a tags-only control, "
+        "shared the machine, one torch thread each; the best epoch's weights are shipped):",
         "", "```bash", *commands, "```", "",
     ]
     lines += [f"Run folders: `{runs}/<scale>/` (metrics.jsonl per epoch). Rebuild everything after training with `experiments/default_model.sh`.", ""]
@@ -140,11 +182,15 @@ def main() -> None:
     parser.add_argument("bundle")
     parser.add_argument("--runs", default="runs/mer4q")
     parser.add_argument("--ablation", action="append", default=[])
+    parser.add_argument("--sources", type=Path, default=None, help="sources.json of experiments/audio_sources.py")
+    parser.add_argument("--evaluation", type=Path, default=None, help="JSON of experiments/distill_eval.py")
     args = parser.parse_args()
     root = Path(args.bundle)
     bundle = Bundle.load(root)
     manifest = bundle.spec.to_dict()
     lines = [INTRO, DATA]
+    lines += sources_section(args.sources)
+    lines += evaluation_section(args.evaluation)
     lines += training_section(manifest, Path(args.runs))
     lines += heads_section(bundle)
     if args.ablation:
@@ -153,7 +199,9 @@ def main() -> None:
             table = json.loads(Path(path).read_text())
             lines += [to_markdown(table["rows"], table["task"], table.get("title", "")), f"Gain of multi-level + multi-scale: `{json.dumps(table.get('gain'))}`", ""]
     lines += quantization_section(manifest)
-    lines += ["## Reproduce", "", "```bash", "bash experiments/train_default_backbones.sh   # the three backbones (CPU, ~40 min)",
+    lines += ["## Reproduce", "", "```bash", "experiments/get_audio.sh && .venv/bin/python experiments/audio_sources.py  # audio + inventory",
+              "experiments/teacher_env.sh                   # musicnn's own venv", "# teacher labels (experiments/README or default_model.sh header)",
+              "bash experiments/train_default_backbones.sh   # the backbones (CPU, ~1 h; re-run to --resume)",
               "bash experiments/default_model.sh            # export, heads, ablation, this card, copy into the package", "```", ""]
     lines += ["---", "", technical_card(manifest).replace("# samplecnn bundle", "## Technical details", 1)]
     (root / "MODEL_CARD.md").write_text("\n".join(lines))
