@@ -144,7 +144,7 @@ Then, from Python (`pip install 'samplecnn[serve]'` gives tritonclient):
     audio = http.InferInput("audio", [1], "BYTES")
     audio.set_data_from_numpy(np.array([open("song.mp3", "rb").read()], dtype=object))
     result = client.infer("samplecnn", [audio], parameters={{"top_k": 5}})
-    print(result.as_numpy("top_tags"))
+    print(result.as_numpy("top_backbone"))
 
 Triton's HTTP endpoint takes raw bytes (its binary tensor extension); `samplecnn serve`
 (MLServer, JSON only) takes the same request with the file base64-encoded.

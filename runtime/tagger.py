@@ -4,7 +4,7 @@
 
     with Tagger("bundles/mtat") as tagger:                 # or Tagger() for the default model
         for song in tagger.tag(["a.mp3", "b.flac"], top_k=5):
-            print(song.path, song.top["tags"] if song.ok else song.error)
+            print(song.path, song.top["backbone"] if song.ok else song.error)
         feats = list(tagger.features(["a.mp3"]))           # per-song level vectors (for fit)
 
 Inputs are paths or ``(array, sample_rate)`` pairs (array (samples,) or (samples, channels)).

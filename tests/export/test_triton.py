@@ -82,7 +82,7 @@ def test_python_model_config_matches_the_response_contract(repo):
         ("audio", "TYPE_STRING", [1], True), ("waveform", "TYPE_FP32", [-1], True), ("sample_rate", "TYPE_INT32", [1], True)
     ]
     assert [(o.name, type_name(o.data_type), list(o.dims)) for o in config.output] == [(n, V2_TYPES[d], s) for n, d, s in output_specs(bundle)]
-    assert {o.name for o in config.output} >= {"scores_tags", "scores_quadrant", "top_instruments", "embedding"}
+    assert {o.name for o in config.output} >= {"scores_backbone", "scores_quadrant", "top_instruments", "embedding"}
     assert config.parameters["scale_models"].string_value == "2^14=scale_2-14;3^9=scale_3-9;5^6=scale_5-6"
     assert (repo / "samplecnn" / "1" / "model.py").is_file() and Bundle.load(repo / "samplecnn" / "1" / "bundle")
     assert "tritonserver --model-repository" in (repo / "README.md").read_text()
@@ -219,10 +219,10 @@ def test_execute_gives_taggers_numbers_and_refuses_bad_requests(triton_model, mu
             assert labels == list(scores)
             np.testing.assert_allclose(got[f"scores_{head}"], [scores[label] for label in labels], atol=1e-5)
         if index == 0:
-            assert [v.decode() for v in got["top_tags"]] == [label for label, _ in want.top["tags"]]
+            assert [v.decode() for v in got["top_backbone"]] == [label for label, _ in want.top["backbone"]]
             np.testing.assert_allclose(got["embedding"], want.embedding, atol=1e-5)
         else:
-            assert "embedding" not in got and len(got["top_tags"]) == 5
+            assert "embedding" not in got and len(got["top_backbone"]) == 5
 
 
 # --- the command ---------------------------------------------------------------------------------

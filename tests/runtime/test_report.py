@@ -150,7 +150,7 @@ def test_catalogue_parquet_with_an_errors_table(results, tmp_path):
     assert "x/broken.mp3" in text and "decode failed: truncated" in text and 'id="map"' in text
     parquet, jsonl = read_results([job]), read_results([results["jsonl"]])
     assert parquet.paths == jsonl.paths and list(parquet.heads) == list(jsonl.heads)  # no "n_segments" head
-    assert parquet.heads["tags"].scores == pytest.approx(jsonl.heads["tags"].scores, abs=1e-6)
+    assert parquet.heads["backbone"].scores == pytest.approx(jsonl.heads["backbone"].scores, abs=1e-6)
 
 
 def test_top_tags_only_and_flat_jsonl(tmp_path):
