@@ -126,7 +126,8 @@ def connect(ray, address: str | None) -> bool:
             probe_address(address)  # nothing listening: an instant error instead of minutes of retries
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, **quiet)
+            # A one-machine job listens on loopback only (Ray would advertise the interface address).
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
     except CatalogueError:
         raise
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray's start-up
