@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from .batches import _segment as crop_segment
 from .cache import CachedClip
 from .data import Clip, Dataset
 from .targets import PROBS, TargetsError, TeacherLabels, check_audio_length, read_teacher_labels
@@ -135,9 +136,7 @@ class DistillCrops(TorchDataset):
         clip = self.clips[int(self.owner[item])]
         room = max(0, clip.n_samples - self.segment_samples)
         start = int(np.random.default_rng((self.seed, self.epoch, item)).integers(0, room + 1))
-        out = np.zeros(self.segment_samples, dtype=np.float32)
-        piece = clip.audio()[start : start + self.segment_samples]
-        out[: len(piece)] = piece
+        out = crop_segment(clip, start, self.segment_samples)  # the trainer's one cropping rule
         ref = self.refs[clip.path]
         labels = self.teacher.labels[ref.labels]
         start_s, length_s = start / self.sample_rate, self.segment_samples / self.sample_rate
