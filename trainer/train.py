@@ -141,16 +141,17 @@ def autocast(config: TrainConfig):
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
 
 
-def load_dataset(config: TrainConfig, teacher: TeacherSet | None = None) -> Dataset:
-    """The dataset a config names, with a held-out valid split if it has none."""
+def load_dataset(config: TrainConfig, teacher: TeacherSet | None = None) -> tuple[Dataset, dict]:
+    """The dataset a config names, with a held-out valid split if it has none, and (distillation)
+    each clip's teacher windows ({} otherwise)."""
     if teacher is None:
-        return config.load(seed=config.seed)
-    dataset, _ = teacher.dataset()
+        return config.load(seed=config.seed), {}
+    dataset, refs = teacher.dataset()
     if not dataset.split("valid"):
         dataset = holdout(dataset, config.valid_fraction, config.seed)
     if config.max_clips:
         dataset = limit_clips(dataset, config.max_clips, config.seed)
-    return dataset
+    return dataset, refs
 
 
 def prepare_splits(
@@ -315,8 +316,7 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
         raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     teacher = TeacherSet(config.targets, config.valid_targets, config.test_targets) if config.targets else None
-    dataset = load_dataset(config, teacher)
-    refs = teacher.dataset()[1] if teacher else {}
+    dataset, refs = load_dataset(config, teacher)
     for note in dataset.notes:
         log(note)
     log(dataset.describe())
