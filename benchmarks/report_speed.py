@@ -1,7 +1,7 @@
 """Time and peak memory of `samplecnn report` on large synthetic results files.
 
 Writes ROWS (default 100,000) synthetic song rows shaped like the default model's output
-(heads tags / quadrant / instruments with 59 / 4 / 11 labels, top-5 per head, durations of
+(heads backbone / quadrant / instruments with 50 / 4 / 11 labels, top-5 per head, durations of
 10 s .. 10 min) in each format, then builds the report of each in a fresh child process and
 records wall and CPU seconds and the child's peak RSS (VmHWM). Formats:
 
@@ -37,12 +37,13 @@ CHUNK = 5000  # rows generated and written per step (bounds the generator's memo
 
 
 def head_labels() -> list[tuple[str, list[str]]]:
-    """The default model's heads and labels (torch-free bundle read)."""
+    """The heads and labels of `samplecnn infer` with the default model (torch-free bundle
+    read): "backbone" first (the backbones' own tags), then the bundle's heads."""
     from samplecnn.runtime.bundle import Bundle
-    from samplecnn.runtime.tagger import default_bundle_path
+    from samplecnn.runtime.tagger import BACKBONE_HEAD, default_bundle_path
 
     bundle = Bundle.load(default_bundle_path())
-    return [(h.name, list(h.labels)) for h in bundle.heads]
+    return [(BACKBONE_HEAD, list(bundle.backbone_labels))] + [(h.name, list(h.labels)) for h in bundle.heads]
 
 
 def synthetic_chunk(rng: np.random.Generator, start: int, n: int, heads, embeddings: bool) -> dict:
