@@ -17,6 +17,23 @@ TINY_SCALES = ("2^14", "3^9")
 TINY_LABELS = ["brass", "strings", "jazz", "classical", "loud", "calm"]
 
 
+def pytest_configure(config):
+    """Graph caches of the whole run (and of the subprocesses it starts) go to a private
+    folder, never the user's ~/.cache; within the run they are used like a user's would be."""
+    import os
+    import tempfile
+
+    config._graph_cache_root = root = Path(tempfile.mkdtemp(prefix="samplecnn-test-caches-"))
+    for engine in ("ONNXRUNTIME", "OPENVINO"):
+        os.environ[f"SAMPLECNN_{engine}_CACHE"] = str(root / engine.lower())
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(getattr(config, "_graph_cache_root", ""), ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     has_trt = importlib.util.find_spec("tensorrt") is not None
     has_gpu = False

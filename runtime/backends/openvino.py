@@ -15,7 +15,8 @@ Precisions (``PRECISIONS``) and what runs:
 - ``int8``: the bundle's QDQ int8 graph (OpenVINO runs its quantized convolutions with
   VNNI / AMX int8 kernels); everything outside the quantized ops stays f32, as in onnxruntime.
 
-Compiled-model cache: compiling costs 0.2-0.5 s per graph. The compiled model is exported to
+Compiled-model cache (compiled_cache.py, shared with onnxruntime's optimised graphs): compiling
+costs 0.2-0.5 s per graph. The compiled model is exported to
 ``cache_dir`` (default ``$SAMPLECNN_OPENVINO_CACHE`` or ``~/.cache/samplecnn/openvino``) as
 ``<key>.blob`` + ``<key>.json``; the key covers the graph's sha256, the OpenVINO version, the
 precision, the threads and the CPU's flags. A blob is imported only when its sha256 matches
@@ -26,19 +27,15 @@ corrupt, wrong precision) is rebuilt and rewritten atomically, never trusted.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..bundle import Bundle, BundleError, OutputSpec, ScaleSpec, sha256_file
 from .base import DEVICES, Backend, BackendError, check_choice
+from .compiled_cache import CacheRefused, CompiledCache, cache_key, cpu_flags
 
 PRECISIONS = ("fp32", "bf16", "int8")
 GRAPH_OF = {"fp32": "fp32", "bf16": "fp32", "int8": "int8"}  # which bundle graph each precision compiles
@@ -46,7 +43,6 @@ HINT_OF = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # INFERENCE_PRECISION_
 HINT_READ_BACK = {"f32": "float32", "bf16": "bfloat16"}  # how the compiled model reports the hint
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BF16_MIN_AGREEMENT = 0.9  # the same gate export applies to int8 (export.quantize.DEFAULT_MIN_AGREEMENT)
-CACHE_ENV = "SAMPLECNN_OPENVINO_CACHE"
 EXTRA = "pip install 'samplecnn[openvino]'"
 
 _core = None  # one ov.Core per process: creating it loads the plugin registry (about 50 ms)
@@ -73,18 +69,6 @@ def openvino_version() -> str:
     return import_openvino().get_version()
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU feature flags the kernel reports (empty set when there is no /proc/cpuinfo)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def check_native_bf16(flags: set[str]) -> None:
     """BackendError unless ``flags`` has a native bf16 instruction set (no slow emulation)."""
     if not any(f in flags for f in NATIVE_BF16_FLAGS):
@@ -92,14 +76,6 @@ def check_native_bf16(flags: set[str]) -> None:
             f"precision bf16 needs a CPU with native bf16 ({' or '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo); this CPU has "
             "neither, and emulated bf16 is slower than fp32: pass --precision fp32 (exact) or --precision int8"
         )
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "samplecnn" / "openvino")
-
-
-def _bytes_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _scale_from_model(path: Path, model) -> ScaleSpec:
@@ -168,7 +144,8 @@ class OpenVinoBackend(Backend):
             "NUM_STREAMS": "1",
             "INFERENCE_NUM_THREADS": str(self.threads),
         }
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache = CompiledCache("openvino", cache_dir)
+        self.cache_dir = self.cache.folder
         self.cache_status = "off"
         self.compiled = self._load_cached() if cache else None
         if self.compiled is None:
@@ -219,50 +196,36 @@ class OpenVinoBackend(Backend):
 
     @property
     def cache_key(self) -> str:
-        flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
-        parts = [self.graph_sha256, openvino_version(), json.dumps(self.config, sort_keys=True), ",".join(flags)]
-        return _bytes_sha256("\n".join(parts).encode())[:24]
+        return cache_key(self.graph_sha256, openvino_version(), self.config)
+
+    @property
+    def _cache_stem(self) -> str:
+        return f"{self.graph.stem}.{self.precision}"
 
     def cache_files(self) -> tuple[Path, Path]:
         """(blob, record) paths of this graph + precision + threads + CPU in the cache."""
-        stem = f"{self.graph.stem}.{self.precision}.{self.cache_key}"
-        return self.cache_dir / f"{stem}.blob", self.cache_dir / f"{stem}.json"
+        return self.cache.files(self._cache_stem, self.cache_key)
 
     def _load_cached(self):
-        blob_path, record_path = self.cache_files()
-        if not blob_path.exists() and not record_path.exists():
-            self.cache_status = "miss"
-            return None
         try:
-            record = json.loads(record_path.read_text())
-            blob = blob_path.read_bytes()
-            if record.get("blob_sha256") != _bytes_sha256(blob):
-                raise ValueError("its sha256 does not match its record (truncated or corrupt)")
+            blob = self.cache.read(self._cache_stem, self.cache_key)
+            if blob is None:
+                self.cache_status = "miss"
+                return None
             compiled = core().import_model(io.BytesIO(blob), "CPU", self.config)
             self._check_compiled(compiled)
-        except Exception as exc:  # any failure means the blob is not trusted: rebuild
-            self.cache_status = f"rebuilt: cached {blob_path.name} was refused ({exc})"
+        except Exception as exc:  # any failure means the blob is not trusted: rebuild (CacheRefused included)
+            self.cache_status = f"rebuilt: {exc}" if isinstance(exc, CacheRefused) else f"rebuilt: cached {self.cache_files()[0].name} was refused ({exc})"
             return None
         self.cache_status = "hit"
         return compiled
 
     def _store(self) -> None:
-        blob_path, record_path = self.cache_files()
-        try:
-            stream = io.BytesIO()
-            self.compiled.export_model(stream)
-            blob = stream.getvalue()
-            with atomic_path(blob_path) as tmp, open(tmp, "wb") as f:
-                f.write(blob)
-            record = {"graph": self.graph.name, "graph_sha256": self.graph_sha256, "precision": self.precision, "config": self.config,
-                      "openvino": openvino_version(), "blob_sha256": _bytes_sha256(blob), "blob_bytes": len(blob)}
-            with atomic_path(record_path) as tmp, open(tmp, "w") as f:
-                json.dump(record, f, indent=2)
-        except OSError as exc:  # a read-only home must not stop inference; say so instead of hiding it
-            warnings.warn(f"OpenVINO compiled-model cache not written to {self.cache_dir} ({exc}); every start compiles again. "
-                          f"Set {CACHE_ENV} to a writable folder", RuntimeWarning, stacklevel=3)
-            return
-        if self.cache_status == "off":
+        stream = io.BytesIO()
+        self.compiled.export_model(stream)
+        record = {"graph": self.graph.name, "graph_sha256": self.graph_sha256, "precision": self.precision, "config": self.config,
+                  "openvino": openvino_version()}
+        if self.cache.write(self._cache_stem, self.cache_key, stream.getvalue(), record) and self.cache_status == "off":
             self.cache_status = "miss"
 
     def _check_compiled(self, compiled=None) -> None:

@@ -7,12 +7,14 @@ and the session is created with exactly the providers asked for.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..bundle import PRECISIONS, Bundle, BundleError, ScaleSpec
+from ..bundle import PRECISIONS, Bundle, BundleError, ScaleSpec, sha256_file
 from .base import DEVICES, Backend, BackendError, check_choice, graph_scale_spec
+from .compiled_cache import CacheRefused, CompiledCache, cache_key
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -36,23 +38,10 @@ def cuda_available() -> bool:
     return CUDA in available_providers()
 
 
-def open_session(path: str | Path, device: str, threads: int):
-    """The InferenceSession serving uses for ``path``: exactly the provider asked for, tuned as below."""
-    import onnxruntime as ort
-
-    check_choice("device", device, DEVICES)
-    if device == "cuda":
-        if CUDA not in ort.get_available_providers():
-            raise BackendError(
-                f"device 'cuda' needs onnxruntime's {CUDA}, and this onnxruntime has only "
-                f"{ort.get_available_providers()}: pip install 'samplecnn[gpu]' (onnxruntime-gpu), "
-                "or pass --device cpu"
-            )
-        providers = [CUDA]
-    else:
-        providers = [CPU]
+def _options(ort, threads: int, optimise: bool):
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimise else level.ORT_DISABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -66,14 +55,78 @@ def open_session(path: str | Path, device: str, threads: int):
     # keeps busy-waiting on the cores the running one needs. Off: pipeline measured 15%
     # faster fp32 and 58% faster int8 on 2 cores (benchmarks/, 2026-11-28).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _session(ort, model, options, providers, path):
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        return ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types per failure
         raise BackendError(f"onnxruntime could not load {path} ({exc}); re-export the bundle with `samplecnn export`") from exc
+
+
+def _cached_cpu_session(ort, path: Path, threads: int, cache: CompiledCache, graph_sha256: str | None):
+    """(session, cache status) on the CPU through the optimised-graph cache (compiled_cache.py).
+
+    Hit: the stored optimised graph, loaded with the optimiser off (no rewrite at start).
+    Miss or refused entry: optimise as usual, asking onnxruntime to save the optimised graph,
+    and store it. The key covers graph, onnxruntime version, optimisation level and CPU flags:
+    an ``ORT_ENABLE_ALL`` graph holds layouts for this CPU's vector width, so it is never
+    carried to another machine."""
+    graph_sha256 = graph_sha256 or sha256_file(path)
+    stem = Path(path).name.removesuffix(".onnx")
+    key = cache_key(graph_sha256, ort.__version__, {"graph_optimization_level": "ORT_ENABLE_ALL"})
+    status = "miss"
+    try:
+        blob = cache.read(stem, key)
+    except CacheRefused as exc:
+        blob, status = None, f"rebuilt: {exc}"
+    if blob is not None:
+        try:
+            return ort.InferenceSession(blob, sess_options=_options(ort, threads, optimise=False), providers=[CPU]), "hit"
+        except Exception as exc:  # a blob onnxruntime will not load is rebuilt, never trusted
+            status = f"rebuilt: cached {stem} was refused by onnxruntime ({exc})"
+    options = _options(ort, threads, optimise=True)
+    fd, saved = tempfile.mkstemp(prefix=f"{stem}.", suffix=".onnx")
+    os.close(fd)
+    try:
+        options.optimized_model_filepath = saved
+        session = _session(ort, str(path), options, [CPU], path)
+        data = Path(saved).read_bytes()
+    finally:
+        Path(saved).unlink(missing_ok=True)
+    record = {"graph": Path(path).name, "graph_sha256": graph_sha256, "onnxruntime": ort.__version__, "graph_optimization_level": "ORT_ENABLE_ALL"}
+    if data and cache.write(stem, key, data, record):
+        return session, status
+    return session, "off (not writable)"
+
+
+def open_session(path: str | Path, device: str, threads: int, *, cache: bool = True, cache_dir: str | Path | None = None,
+                 graph_sha256: str | None = None):
+    """(session, cache status) serving uses for ``path``: exactly the provider asked for, tuned as
+    in :func:`_options`. On the CPU the optimised graph comes from the graph cache unless
+    ``cache=False`` (status "hit" | "miss" | "rebuilt: <why>" | "off")."""
+    import onnxruntime as ort
+
+    check_choice("device", device, DEVICES)
+    if device == "cuda":
+        if CUDA not in ort.get_available_providers():
+            raise BackendError(
+                f"device 'cuda' needs onnxruntime's {CUDA}, and this onnxruntime has only "
+                f"{ort.get_available_providers()}: pip install 'samplecnn[gpu]' (onnxruntime-gpu), "
+                "or pass --device cpu"
+            )
+        providers = [CUDA]
+    else:
+        providers = [CPU]
+    if device == "cpu" and cache:
+        session, status = _cached_cpu_session(ort, Path(path), threads, CompiledCache("onnxruntime", cache_dir), graph_sha256)
+    else:
+        session, status = _session(ort, str(path), _options(ort, threads, optimise=True), providers, path), "off"
     used = session.get_providers()
     if providers[0] not in used:
         raise BackendError(f"onnxruntime did not enable {providers[0]} for {path} (it used {used}); no fallback is taken")
-    return session
+    return session, status
 
 
 def _threads(threads: int | None) -> int:
@@ -95,7 +148,10 @@ class OrtBackend(Backend):
         precision: str = "fp32",
         device: str = "cpu",
         threads: int | None = None,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
+        """``cache``/``cache_dir``: the optimised-graph cache (compiled_cache.py; CPU only)."""
         if precision not in PRECISIONS:
             raise BackendError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}; pass --precision {' or '.join(sorted(scale.models))}")
         if precision not in scale.models:
@@ -107,7 +163,9 @@ class OrtBackend(Backend):
         check_choice("device", device, DEVICES)
         threads = _threads(threads)
         path = bundle.path(scale.models[precision])
-        self._attach(bundle, scale, open_session(path, device, threads), precision, device, threads)
+        graph_sha256 = (bundle.manifest.get("files") or {}).get(scale.models[precision])
+        session, self.cache_status = open_session(path, device, threads, cache=cache, cache_dir=cache_dir, graph_sha256=graph_sha256)
+        self._attach(bundle, scale, session, precision, device, threads)
         graph_outputs = {o.name for o in self.session.get_outputs()}
         missing = [n for n in self.output_names if n not in graph_outputs]
         if missing:
@@ -117,17 +175,20 @@ class OrtBackend(Backend):
     def from_file(cls, path: str | Path, *, device: str = "cpu", threads: int | None = None, **backend_options) -> "OrtBackend":
         """Run the single ONNX file ``path``; every graph output is returned by :meth:`infer`.
 
-        ``backend_options``: ``precision`` (a label for :attr:`description`, default "graph").
+        ``backend_options``: ``precision`` (a label for :attr:`description`, default "graph"),
+        ``cache`` and ``cache_dir`` (the optimised-graph cache, as for a bundle).
         """
         precision = backend_options.pop("precision", "graph")
+        cache, cache_dir = backend_options.pop("cache", True), backend_options.pop("cache_dir", None)
         if backend_options:
-            raise BackendError(f"OrtBackend.from_file got unknown options {sorted(backend_options)}; valid: precision")
+            raise BackendError(f"OrtBackend.from_file got unknown options {sorted(backend_options)}; valid: precision, cache, cache_dir")
         threads = _threads(threads)
-        session = open_session(path, device, threads)
+        session, cache_status = open_session(path, device, threads, cache=cache, cache_dir=cache_dir)
         (graph_input,) = session.get_inputs()
         outputs = [(o.name, tuple(o.shape)) for o in session.get_outputs()]
         backend = cls.__new__(cls)
         backend._attach(None, graph_scale_spec(path, graph_input.name, graph_input.shape, outputs), session, precision, device, threads)
+        backend.cache_status = cache_status
         return backend
 
     def _attach(self, bundle, scale: ScaleSpec, session, precision: str, device: str, threads: int) -> None:
@@ -136,7 +197,7 @@ class OrtBackend(Backend):
 
     @property
     def description(self) -> str:
-        where = f"CPU, {self.threads} threads" if self.device == "cpu" else "CUDA"
+        where = f"CPU, {self.threads} threads, optimised-graph cache {self.cache_status}" if self.device == "cpu" else "CUDA"
         return f"onnxruntime ({where}), {self.precision}"
 
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
