@@ -219,7 +219,8 @@ def markdown(result: dict) -> str:
             lines.append(f"\n{name}: absent ({why}).")
         agreement = ", ".join(f"{n} {a['mean']}" for n, a in block["top5_agreement_vs_ort_fp32"].items() if n != "torch eager fp32")
         c = block.get("cold_start")
-        lines += ["", (f"Cold start (median s): {', '.join(f'{k} {v}' for k, v in c['median_s'].items())} (ratio {c['ratio']}). " if c else "")
+        lines += ["", (f"Cold start (median s): {', '.join(f'{k} {v}' for k, v in c['median_s'].items())} (ratio {c['ratio']}"
+                   + (f"; first start on a machine, empty graph cache: {c['ratio_first_start']}" if "ratio_first_start" in c else "") + "). " if c else "")
                   + "Peak RSS of `samplecnn infer`: " + ", ".join(f"{r['precision']} {r['peak_rss_mb']} MB" for r in block["peak_rss"])
                   + f". Top-5 agreement with onnxruntime fp32: {agreement}."
                   + (f" torch eager weights: {block['torch_weights']}." if block.get("torch_weights") else "")]
