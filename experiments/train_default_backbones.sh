@@ -35,5 +35,7 @@ mkdir -p "$RUNS"
 train 3^9 3-9 "${FEATURES[@]}" > "$RUNS/3-9.log" 2>&1 &
 train 2^14 2-14 "${FEATURES[@]}" > "$RUNS/2-14.log" 2>&1 &
 train 5^6 5-6 "${FEATURES[@]}" > "$RUNS/5-6.log" 2>&1 &
-train 3^9 3-9-tags-only > "$RUNS/3-9-tags-only.log" 2>&1 &
+if [ "${CONTROL:-1}" = 1 ]; then  # CONTROL=0: the three scales only (the control is settled)
+  train 3^9 3-9-tags-only > "$RUNS/3-9-tags-only.log" 2>&1 &
+fi
 wait
