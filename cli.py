@@ -364,6 +364,7 @@ def catalogue(
     max_segments: int = typer.Option(None, help="At most this many segments per song and scale (evenly spaced)."),
     actors: int = typer.Option(None, help="Actors in the pool, each holding one model (default: as many as leave one CPU free)."),
     threads: int = typer.Option(None, help="onnxruntime threads (and Ray CPUs) per actor (default 1)."),
+    actor_cpus: float = typer.Option(None, help="Ray CPUs each actor reserves (default: its threads); e.g. 0.5 to run one actor per 1-CPU node."),
     songs_per_batch: int = typer.Option(4, help="Songs per actor call."),
     rows_per_file: int = typer.Option(1000, help="Rows per Parquet part file (a killed job redoes at most this many with --resume)."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)."),
@@ -377,7 +378,7 @@ def catalogue(
     raise typer.Exit(run_catalogue(
         sources, out, bundle=bundle, address=address, resume=resume, path_column=path_column, top_k=top_k,
         embeddings=embeddings, backend=backend, device=device, precision=precision, batch_size=batch_size,
-        max_segments=max_segments, actors=actors, threads=threads, songs_per_batch=songs_per_batch,
+        max_segments=max_segments, actors=actors, threads=threads, actor_cpus=actor_cpus, songs_per_batch=songs_per_batch,
         rows_per_file=rows_per_file, progress=progress,
     ))  # fmt: skip
 

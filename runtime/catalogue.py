@@ -10,9 +10,10 @@ need no copy of it), fetches URI songs to a local temp file and lets the runtime
 pool and apply the heads exactly as ``infer`` does. Result rows stream back to the driver,
 which writes them as atomic Parquet parts (:mod:`.catalogue_store`) and reports progress.
 
-The pool leaves one CPU of the cluster free (actors x threads <= CPUs - 1): a pool that takes
-every CPU starves Ray Data's other tasks and the job stalls "backpressured"
-(ray-project/ray#44687). Ray is imported only here, inside functions: ``import
+The pool's reservations leave one CPU of the cluster free (actors x Ray CPUs per actor <= CPUs
+- 1; an actor reserves its threads, or ``actor_cpus``): a pool that takes every CPU starves Ray
+Data's other tasks and the job stalls "backpressured" (ray-project/ray#44687). Each actor
+reports its Ray node id, host and pid; ``catalogue.json`` records them per actor. Ray is imported only here, inside functions: ``import
 samplecnn.runtime`` never imports it.
 """
 
@@ -61,41 +62,57 @@ def require_ray():
 @dataclass(frozen=True)
 class PoolPlan:
     """The actor pool: ``actors`` actors, each running onnxruntime on ``threads`` threads and
-    reserving as many Ray CPUs, on a cluster of ``cpus`` CPUs."""
+    reserving ``actor_cpus`` Ray CPUs (default: as many as its threads), on ``cpus`` CPUs."""
 
     actors: int
     threads: int
     cpus: float
+    actor_cpus: float | None = None
+
+    @property
+    def reserved(self) -> float:
+        """Ray CPUs one actor reserves."""
+        return float(self.threads if self.actor_cpus is None else self.actor_cpus)
 
     def describe(self) -> str:
-        spare = self.cpus - self.actors * self.threads
-        return f"{self.actors} actor(s) x {self.threads} thread(s) on {self.cpus:g} CPUs ({spare:g} left for reading and writing)"
+        spare = self.cpus - self.actors * self.reserved
+        each = "" if self.reserved == self.threads else f", {self.reserved:g} Ray CPU(s) reserved each,"
+        return f"{self.actors} actor(s) x {self.threads} thread(s){each} on {self.cpus:g} CPUs ({spare:g} left for reading and writing)"
 
 
-def plan_pool(cpus: float, *, actors: int | None = None, threads: int | None = None) -> PoolPlan:
-    """Size the pool so it leaves at least one CPU free (see the module docstring).
+def plan_pool(cpus: float, *, actors: int | None = None, threads: int | None = None, actor_cpus: float | None = None) -> PoolPlan:
+    """Size the pool so its reservations leave at least one CPU free (see the module docstring).
 
-    Default: 1 thread per actor (onnxruntime scales best across processes here) and as many
-    actors as fit in ``cpus - 1``. CatalogueError when the asked-for pool does not fit.
+    Default: 1 thread per actor (onnxruntime scales best across processes here), each actor
+    reserving as many Ray CPUs as it runs threads, and as many actors as fit in ``cpus - 1``.
+    ``actor_cpus`` below ``threads`` reserves less than an actor computes on: it lets one
+    actor run on each 1-CPU node of a cluster (``actor_cpus=0.5`` on 2 x 1 CPU) while Ray Data
+    keeps a CPU to schedule its tasks; the default pool then still runs no more onnxruntime
+    threads than the cluster has CPUs. CatalogueError when the asked-for pool does not fit.
     """
     for name, value in (("--actors", actors), ("--threads", threads)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise CatalogueError(f"{name} {value!r}: must be a positive integer")
+    if actor_cpus is not None and (isinstance(actor_cpus, bool) or not isinstance(actor_cpus, (int, float)) or not 0 < actor_cpus <= 64):
+        raise CatalogueError(f"--actor-cpus {actor_cpus!r}: must be a number of Ray CPUs above 0 (e.g. 0.5, 1, 2)")
     threads = threads or 1
-    spare = int(cpus) - 1
-    if spare < threads:
+    reserved = float(threads if actor_cpus is None else actor_cpus)
+    spare = cpus - 1
+    if spare < reserved:
         raise CatalogueError(
-            f"the Ray cluster has {cpus:g} CPU(s): an actor pool of {threads}-thread actors needs at least {threads + 1} "
-            "(one CPU stays free for Ray Data's read tasks, ray-project/ray#44687); use more CPUs, fewer --threads, "
-            "or `samplecnn infer` on one machine"
+            f"the Ray cluster has {cpus:g} CPU(s): an actor pool of actors reserving {reserved:g} CPU(s) needs at least {reserved + 1:g} "
+            "(one CPU stays free for Ray Data's read tasks, ray-project/ray#44687); use more CPUs, fewer --threads "
+            "(or --actor-cpus below --threads), or `samplecnn infer` on one machine"
         )
-    actors = actors or max(1, spare // threads)
-    if actors * threads > spare:
+    if actors is None:
+        actors = max(1, min(int(spare // reserved + 1e-9), int(cpus // threads)))
+    if actors * reserved > spare + 1e-9:
         raise CatalogueError(
-            f"--actors {actors} x --threads {threads} = {actors * threads} CPUs, but the cluster has {cpus:g}: at most "
-            f"{spare} leave one CPU for Ray Data's read tasks (a full pool stalls, ray-project/ray#44687); pass fewer"
+            f"--actors {actors} x {reserved:g} reserved CPU(s) = {actors * reserved:g} CPUs, but the cluster has {cpus:g}: at most "
+            f"{spare:g} leave one CPU for Ray Data's read tasks (a full pool stalls, ray-project/ray#44687); pass fewer actors "
+            "or a smaller --actor-cpus"
         )
-    return PoolPlan(actors, threads, float(cpus))
+    return PoolPlan(actors, threads, float(cpus), None if actor_cpus is None else float(actor_cpus))
 
 
 def probe_address(address: str) -> None:
@@ -159,6 +176,7 @@ def catalogue(
     max_segments: int | None = None,
     actors: int | None = None,
     threads: int | None = None,
+    actor_cpus: float | None = None,
     songs_per_batch: int = DEFAULT_SONGS_PER_BATCH,
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
     progress: bool | None = None,
@@ -204,7 +222,7 @@ def catalogue(
             return EXIT_OK
         ray = require_ray()
         started_here = connect(ray, address)
-        plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads)
+        plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads, actor_cpus=actor_cpus)
         root = open_out_dir(out, identity, bundle_root=str(loaded.root))
     except (CatalogueError, BundleError, BackendError, SourceError, StoreError, ValueError) as exc:
         say(f"error: {exc}")
@@ -242,19 +260,22 @@ def _run(ray, bundle: Bundle, todo: list[str], root: Path, plan: PoolPlan, tagge
         batch_size=songs_per_batch,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan.actors),
-        num_cpus=plan.threads,
+        num_cpus=plan.reserved,
         fn_constructor_kwargs={"files_ref": files_ref, "tagger_options": {**tagger_options, "threads": plan.threads}, "top_k": top_k, "embeddings": embeddings},
     )
     meter = Progress(len(todo), stderr, enabled=progress)
+    started_unix = time.time()  # the job clock's start on the wall clock (benchmarks: time from the command's start)
     first_result = None
-    peak_rss: dict[int, float] = {}
+    seen: dict[tuple[str, int], dict] = {}  # (node id, pid) -> where each actor ran, what it did
     completed = False
     try:
         for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             if first_result is None:
                 first_result = meter.elapsed
-            for pid, mb in zip(table.column("_pid").to_pylist(), table.column("_peak_rss_mb").to_pylist()):
-                peak_rss[pid] = max(peak_rss.get(pid, 0.0), mb)
+            for node, host, pid, mb in zip(*(table.column(c).to_pylist() for c in ("_node_id", "_host", "_pid", "_peak_rss_mb"))):
+                actor = seen.setdefault((node, pid), {"node_id": node, "host": host, "pid": pid, "songs": 0, "peak_rss_mb": 0.0})
+                actor["songs"] += 1
+                actor["peak_rss_mb"] = round(max(actor["peak_rss_mb"], mb), 1)
             failed = pc.is_valid(table.column("error"))
             good = table.filter(pc.invert(failed)).select(schema.names)
             bad = table.filter(failed)
@@ -276,15 +297,17 @@ def _run(ray, bundle: Bundle, todo: list[str], root: Path, plan: PoolPlan, tagge
     meter.clear_line()
     if meter.enabled:
         stderr.write("\n")
-    rss = ", ".join(f"{mb:.0f}" for mb in sorted(peak_rss.values()))
-    say(meter.summary() + f"; first result after {first_result or 0:.1f} s; peak RSS per actor: {rss} MB")
+    rss = ", ".join(f"{a['peak_rss_mb']:.0f}" for a in sorted(seen.values(), key=lambda a: a["peak_rss_mb"]))
+    nodes = len({node for node, _ in seen})
+    say(meter.summary() + f"; first result after {first_result or 0:.1f} s; {len(seen)} actor(s) on {nodes} node(s), peak RSS per actor: {rss} MB")
     say(f"rows: {root / SONGS} ({songs_out.written} new), failures: {root / ERRORS} ({errors_out.written})")
     record = json.loads((root / JOB_FILE).read_text())
     record["last_run"] = {
         "songs": meter.done, "failed": meter.failed, "audio_seconds": round(meter.audio_seconds, 3),
         "wall_seconds": round(meter.elapsed, 3), "first_result_seconds": round(first_result or 0.0, 3),
-        "actors": plan.actors, "threads": plan.threads, "cluster_cpus": plan.cpus,
-        "peak_rss_mb_per_actor": sorted(round(v, 1) for v in peak_rss.values()), "completed": completed,
+        "started_unix": round(started_unix, 3), "actors": plan.actors, "threads": plan.threads, "actor_cpus": plan.reserved,
+        "cluster_cpus": plan.cpus, "peak_rss_mb_per_actor": sorted(a["peak_rss_mb"] for a in seen.values()),
+        "actors_seen": sorted(seen.values(), key=lambda a: (a["node_id"], a["pid"])), "completed": completed,
     }  # fmt: skip
     write_bytes_atomically(root / JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
     if not completed:

@@ -8,6 +8,7 @@ temporary file (:func:`~.sources.fetch_song`), tags them with the runtime exactl
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -52,13 +53,16 @@ class TagActor:
 
     In: {"path": (n,) str}. Out: a pyarrow Table, one row per path: the song columns of
     :func:`~.catalogue_store.song_schema` (null for failed songs), ``error`` (null when tagged)
-    and the actor's pid and peak RSS (MB) for the job summary.
+    and, for the job summary, the actor's Ray node id, host name, pid and peak RSS (MB) (plain
+    columns, dropped before the rows are written).
     """
 
     def __init__(self, files_ref: list, tagger_options: dict, top_k: int, embeddings: bool) -> None:
         import ray
 
         files = ray.get(files_ref[0])
+        self.node_id = ray.get_runtime_context().get_node_id()  # where this actor runs: the job records it per actor
+        self.host = socket.gethostname()
         self.folder = materialise_bundle(files)
         try:
             self.tagger = Tagger(self.folder, **tagger_options)
@@ -110,6 +114,8 @@ class TagActor:
         n = table.num_rows
         return (
             table.append_column("error", pa.array([None] * len(ok) + [r for _, r in failed], pa.string()))
+            .append_column("_node_id", pa.array([self.node_id] * n, pa.string()))
+            .append_column("_host", pa.array([self.host] * n, pa.string()))
             .append_column("_pid", pa.array([os.getpid()] * n, pa.int64()))
             .append_column("_peak_rss_mb", pa.array([peak_mb] * n, pa.float64()))
         )

@@ -76,6 +76,14 @@ def test_pool_leaves_a_cpu_for_reading():
         plan_pool(2, actors=2)
     with pytest.raises(CatalogueError, match="at least 3"):
         plan_pool(2, threads=2)
+    # actors reserving less than their threads: a full compute pool that still leaves a CPU of reservations
+    half = plan_pool(2, actor_cpus=0.5)
+    assert (half.actors, half.threads, half.reserved) == (2, 1, 0.5)  # no more threads than CPUs by default
+    assert "0.5 Ray CPU(s) reserved each, on 2 CPUs (1 left" in half.describe()
+    with pytest.raises(CatalogueError, match="44687"):
+        plan_pool(2, actors=3, actor_cpus=0.5)
+    with pytest.raises(CatalogueError, match="--actor-cpus 0"):
+        plan_pool(2, actor_cpus=0)
 
 
 def test_folder_with_a_broken_file_matches_tagger_and_infer(ray_address, song_dir, tmp_path):
