@@ -531,12 +531,28 @@ def _read_parquet_columns(parquet, plan: _FlatPlan, collector: _Collector) -> No
             collector.skipped[str(skip)] += len(keep)
             continue
         if plan.embedding:
-            vectors = batch.column("embedding")
-            for row, i in enumerate(keep.tolist()):
-                if vectors[i].is_valid:
-                    slot = collector.keep_embedding()
-                    if slot is not None:
-                        collector._add_embedding(vectors[i].values.to_numpy(zero_copy_only=False), slot, first_row + row)
+            _sample_embeddings(batch.column("embedding"), keep, first_row, collector)
+
+
+def _sample_embeddings(vectors, keep: np.ndarray, first_row: int, collector: _Collector) -> None:
+    """The reservoir's picks among this batch's rows ``keep`` (their songs are rows
+    first_row.. of the results), copied out of Arrow in one take: reading 100,000 list
+    scalars one by one cost more than the rest of the Parquet reading."""
+    import pyarrow.compute as pc
+
+    valid = np.asarray(vectors.is_valid().to_numpy(zero_copy_only=False), bool)[keep]
+    picks = []  # (batch row, reservoir slot, results row), in row order like the other readers
+    for row in np.flatnonzero(valid).tolist():
+        slot = collector.keep_embedding()
+        if slot is not None:
+            picks.append((int(keep[row]), slot, first_row + row))
+    if not picks:
+        return
+    chosen = vectors.take(np.array([i for i, _, _ in picks], np.int64))
+    lengths = np.asarray(pc.list_value_length(chosen).to_numpy(zero_copy_only=False), np.int64)
+    flat = np.asarray(chosen.flatten().to_numpy(zero_copy_only=False))
+    for (_, slot, row), vector in zip(picks, np.split(flat, np.cumsum(lengths)[:-1])):
+        collector._add_embedding(vector, slot, row)
 
 
 def read_errors(path: Path, collector: _Collector) -> None:
