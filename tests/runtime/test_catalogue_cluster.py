@@ -71,7 +71,9 @@ def test_two_node_job_runs_actors_on_both_nodes_and_matches_tagger(two_nodes, so
     out = tmp_path / "out"
     args = [str(songs), "--out", str(out), "--address", two_nodes.address, "--actors", "2", "--actor-cpus", "0.5",
             "--max-segments", str(MAX_SEGMENTS), "--songs-per-batch", "1", "--embeddings", "--no-progress"]  # fmt: skip
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    # Ray Data hands batches to whichever actor is up: it waits for both here (its own setting,
+    # read from the environment), so a slow-starting actor cannot miss every batch on a busy machine.
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S="300")
     done = subprocess.run([sys.executable, "-m", "samplecnn.cli", "catalogue", *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "pool: 2 actor(s) x 1 thread(s), 0.5 Ray CPU(s) reserved each, on 2 CPUs (1 left for reading and writing)" in done.stderr
