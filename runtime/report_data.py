@@ -436,25 +436,99 @@ def read_csv(path: Path, collector: _Collector) -> None:
         plan = _FlatPlan(header)
         n = len(header)
         emb = header.index("embedding") if plan.embedding else -1
+        by_blocks = bool(plan.scores) and not plan.nested_top
+        block: list[list[str]] = []
         for values in reader:
             if not values:
                 continue
             if len(values) != n:
                 collector.skipped["rows with a wrong number of cells (cut short?)"] += 1
                 continue
-            row = dict(zip(header, values))
-            embedding = slot = None
-            if emb >= 0 and values[emb]:
-                slot = collector.keep_embedding()
-                if slot is not None:
-                    try:
-                        embedding = np.array(values[emb].split(), np.float32)
-                    except ValueError:
-                        embedding = None
+            if not by_blocks:
+                _csv_row(values, header, plan, emb, collector)
+                continue
+            block.append(values)
+            if len(block) == _Collector.FLUSH_ROWS:
+                _csv_block(block, header, plan, emb, collector)
+                block = []
+        if block:
+            _csv_block(block, header, plan, emb, collector)
+
+
+def _csv_row(values: list[str], header: list[str], plan: _FlatPlan, emb: int, collector: _Collector) -> None:
+    """One CSV row, read through the plan (any layout; errors skip the row, counted)."""
+    row = dict(zip(header, values))
+    embedding = slot = None
+    if emb >= 0 and values[emb]:
+        slot = collector.keep_embedding()
+        if slot is not None:
             try:
-                _add(collector, plan, row, embedding, slot)
-            except (_Skip, ValueError) as skip:
-                collector.skipped[str(skip) if isinstance(skip, _Skip) else "rows with unreadable cells"] += 1
+                embedding = np.array(values[emb].split(), np.float32)
+            except ValueError:
+                embedding = None
+    try:
+        _add(collector, plan, row, embedding, slot)
+    except (_Skip, ValueError) as skip:
+        collector.skipped[str(skip) if isinstance(skip, _Skip) else "rows with unreadable cells"] += 1
+
+
+def _csv_block(block: list[list[str]], header: list[str], plan: _FlatPlan, emb: int, collector: _Collector) -> None:
+    """Rows of a CSV with ``<head>:<label>`` score columns, converted a block at a time (one
+    numpy conversion for every score cell of the block instead of a dict and a float() per
+    cell). A block with any cell that is not a plain number (an empty score, text) is read
+    row by row instead (:func:`_csv_row`), so odd rows are kept, skipped and counted as ever.
+    The scores decide the top tags: ``top_<head>`` cells are not read."""
+    where = {c: i for i, c in enumerate(header)}
+    path_at = where["path"]
+    error_at = where[plan.error] if plan.error else -1
+    duration_at = where[plan.duration] if plan.duration else -1
+    score_at = [where[c] for cols in plan.scores.values() for c, _ in cols]
+    failures, good = [], []
+    pathless = 0
+    for values in block:
+        if error_at >= 0 and values[error_at]:
+            failures.append((values[path_at], values[error_at]))
+        elif not values[path_at]:
+            pathless += 1
+        else:
+            good.append(values)
+    try:
+        scores = np.array([values[i] for values in good for i in score_at], np.float64).reshape(len(good), len(score_at))
+        durations = np.array([values[duration_at] for values in good], np.float64) if duration_at >= 0 else np.full(len(good), np.nan)
+    except ValueError:
+        for values in block:
+            _csv_row(values, header, plan, emb, collector)
+        return
+    collector.failures += failures
+    if pathless:
+        collector.skipped["rows without a path"] += pathless
+    slots = []  # the reservoir is asked for every row with an embedding, in file order, as _csv_row does
+    if emb >= 0:
+        kept = set(map(id, good))
+        for values in block:
+            if values[emb]:
+                slot = collector.keep_embedding()
+                if slot is not None and id(values) in kept:
+                    slots.append((values, slot))
+    if not good:
+        return
+    start, blocks = 0, {}
+    for head, cols in plan.scores.items():
+        blocks[head] = (plan.labels[head], scores[:, start : start + len(cols)])
+        start += len(cols)
+    first_row = len(collector.paths)
+    try:
+        collector.add_block([values[path_at] for values in good], durations, blocks)
+    except _Skip as skip:
+        collector.skipped[str(skip)] += len(good)
+        return
+    rows = {id(values): first_row + k for k, values in enumerate(good)}
+    for values, slot in slots:
+        try:
+            vector = np.array(values[emb].split(), np.float32)
+        except ValueError:
+            continue
+        collector._add_embedding(vector, slot, rows[id(values)])
 
 
 def _require_pyarrow():

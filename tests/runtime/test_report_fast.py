@@ -117,3 +117,35 @@ def test_pca_2d_finds_the_two_principal_axes():
         assert abs(np.corrcoef(got[:, k], exact[:, k])[0, 1]) > 0.9999
     assert pca_2d(np.ones((5, 8))).shape == (5, 2) and np.all(np.isfinite(pca_2d(np.ones((5, 8)))))
     assert pca_2d(rng.standard_normal((4, 1))).shape == (4, 2)
+
+
+def test_csv_read_in_blocks_keeps_odd_rows_as_the_row_reader_did(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_data._Collector, "FLUSH_ROWS", 4)  # several blocks, some with odd rows
+    labels = [f"{h}:{label}" for h, names in HEADS.items() for label in names]
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random((14, len(labels))), 6)
+    vectors = np.round(rng.standard_normal((14, 8)), 4)
+    lines = []
+    for i in range(14):
+        cells = [f"songs/{i:04d}.mp3", f"{30 + i:.3f}", ""] + [f"{v:.6f}" for v in scores[i]] + [" ".join(f"{v:.4f}" for v in vectors[i])]
+        if i == 5:
+            cells[3] = ""  # an empty score: unknown (NaN), the song kept
+        if i == 9:
+            cells[4] = "high"  # text: the row skipped
+        lines.append(",".join(cells))
+    lines.insert(2, "songs/failed.mp3,,decode failed: truncated" + "," * (len(labels) + 1))
+    lines.insert(7, ",12.0,," + ",".join(["0.5"] * len(labels)) + ",1 2 3 4 5 6 7 8")  # no path
+    lines.insert(11, "songs/cut.mp3,12.0,")  # cut short
+    src = tmp_path / "blocks.csv"
+    src.write_text(",".join(["path", "duration", "error"] + labels + ["embedding"]) + "\n" + "\n".join(lines) + "\n")
+    got = read_results([src])
+    kept = [i for i in range(14) if i != 9]
+    assert got.paths == [f"songs/{i:04d}.mp3" for i in kept] and got.failures == [("songs/failed.mp3", "decode failed: truncated")]
+    assert got.skipped == {"rows without a path": 1, "rows with a wrong number of cells (cut short?)": 1,
+                           "rows with non-numeric scores (could not convert string to float: 'high')": 1}
+    assert got.durations.tolist() == [30.0 + i for i in kept]
+    expected = scores[kept].astype(np.float32)
+    expected[kept.index(5), 0] = np.nan
+    assert np.array_equal(np.concatenate([got.heads[h].scores for h in HEADS], axis=1), expected, equal_nan=True)
+    assert got.n_with_embedding == 15 and got.embeddings.shape == (13, 8)  # every row with an embedding cell is counted, as before
+    assert np.allclose(got.embeddings, vectors[kept][got.embedding_rows], atol=1e-4)
