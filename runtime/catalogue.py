@@ -143,7 +143,8 @@ def connect(ray, address: str | None) -> bool:
             probe_address(address)  # nothing listening: an instant error instead of minutes of retries
             ray.init(address=address, **quiet)
         else:
-            # A one-machine job listens on loopback only (Ray would advertise the interface address).
+            # Asks for loopback; Ray 2.60 still advertises the interface address unless
+            # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set before Ray is imported (ray#26293; README).
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
     except CatalogueError:
         raise
