@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from .trainer.sources import (  # the dataset options, declared once (typer + dataclasses only: no torch)
-    DatasetOption, GtzanOption, LabelColumnOption, MaxClipsOption, MtatOption, TagsFileOption, TaskOption, TestListOption, TestOption,
-    TrainListOption, ValidListOption, ValidOption, split_lists,
+    DatasetOption, GtzanOption, LabelColumnOption, MaxClipsOption, MtatOption, TagsFileOption, TargetsOption, TaskOption, TestListOption,
+    TestOption, TestTargetsOption, TrainListOption, ValidListOption, ValidOption, ValidTargetsOption, split_lists,
 )
 
 app = typer.Typer(
@@ -71,9 +71,9 @@ def train(
     cache_dir: str = typer.Option(None, help="Decoded-audio cache (default $SAMPLECNN_CACHE or ~/.cache/samplecnn/audio)."),
     max_clips: MaxClipsOption = None,
     max_minutes: float = typer.Option(None, help="Wall-time budget: stop before an epoch that would overrun it (--resume continues)."),
-    targets: list[str] = typer.Option(None, "--targets", help="Distil: a teacher-label file (repeatable; experiments/teacher_musicnn.py writes them) instead of a labelled dataset."),
-    valid_targets: list[str] = typer.Option(None, "--valid-targets", help="Distil: teacher-label files of the valid split (default: 10% of --targets' files held out)."),
-    test_targets: list[str] = typer.Option(None, "--test-targets", help="Distil: teacher-label files of the test split (teacher agreement on songs held out of training)."),
+    targets: TargetsOption = None,
+    valid_targets: ValidTargetsOption = None,
+    test_targets: TestTargetsOption = None,
     distill_feature: list[str] = typer.Option(None, "--distill-feature", help="Distil: also regress this teacher feature (e.g. penultimate, pooled; repeatable) from the levels through a linear map."),
     feature_weight: float = typer.Option(1.0, help="Distil: weight of the feature MSE next to the soft-tag BCE."),
     amp: str = typer.Option("fp32", help="fp32, or bf16 autocast (CPUs with AVX512-BF16 or AMX; CUDA)."),
@@ -226,7 +226,10 @@ def fit(
     valid_list: ValidListOption = None,
     test_list: TestListOption = None,
     max_clips: MaxClipsOption = None,
-    name: str = typer.Option(None, help="Head name in the bundle (default: the label column)."),
+    targets: TargetsOption = None,
+    valid_targets: ValidTargetsOption = None,
+    test_targets: TestTargetsOption = None,
+    name: str = typer.Option(None, help="Head name in the bundle (default: the label column; 'tags' with --targets)."),
     scales: str = typer.Option(None, help="Comma-separated scales to read, e.g. 3^9,5^6 (default: all)."),
     levels: str = typer.Option(None, help="Comma-separated levels, 1 = last hidden layer (default: all, e.g. 1,2,3)."),
     kfold: int = typer.Option(0, help="Also report k-fold cross-validation on train+valid (k > 1)."),
@@ -253,6 +256,7 @@ def fit(
     options = FitOptions(
         bundle=bundle, manifest=manifest, valid=valid, test=test, mtat=mtat, gtzan=gtzan, label_column=label_column,
         task=task, tags_file=tags_file, split_lists=split_lists(train_list, valid_list, test_list), max_clips=max_clips,
+        targets=list(targets or []), valid_targets=list(valid_targets or []), test_targets=list(test_targets or []),
         name=name, scales=scales.split(",") if scales else None, levels=_int_list(levels), kfold=kfold,
         group_column=group_column, ablation=ablation, write=write, cache_dir=cache_dir, precision=precision,
         max_segments=max_segments, seed=seed, classifier=ClassifierConfig(hidden=hidden, dropout=dropout, seed=seed),

@@ -1,8 +1,9 @@
 """Judge a distilled default model: teacher agreement and transfer, against the old model and musicnn.
 
 1. Teacher agreement on songs held out of training (mer4q test, 208 songs): macro ROC-AUC of
-   the student's song-level backbone scores taking each song's top-5 teacher tags as its
-   positives, and the Pearson correlation of student and teacher song-level scores.
+   the student's song-level scores taking each song's top-5 teacher tags as its positives, and
+   the Pearson correlation of student and teacher song-level scores. Scores: the backbones'
+   own (mean over scales), and the ``tags`` head when the bundle has one.
 2. Transfer on the same k-fold splits for every feature set: mer4q ``quadrant`` (900 songs,
    folds grouped by artist) and synthtags ``style`` (2,326 clips, grouped by source piece):
    standardise + multinomial logistic regression, repeated stratified group 5-fold x 3
@@ -36,12 +37,16 @@ def read_rows(dataset: str) -> list[dict]:
     return rows
 
 
-def song_features(bundle: str, paths: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors and (n, K) backbone scores."""
+def song_features(bundle: str, paths: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors and {"backbone" | "tags": (n, K)}
+    song scores: the backbones' own (mean over scales), and the bundle's ``tags`` head when it
+    has one (the song-level classifier on the multi-level multi-scale vector)."""
     from samplecnn.runtime import Tagger
+    from samplecnn.runtime.heads import head_input
 
-    vectors, scores = {}, []
+    vectors, scores, head_scores = {}, [], []
     with Tagger(bundle) as tagger:
+        tags_head = next((h for h in tagger.heads if h.spec.name == "tags"), None)
         for f in tagger.features(paths):
             if not f.ok:
                 raise SystemExit(f"{f.path}: {f.error}")
@@ -53,7 +58,10 @@ def song_features(bundle: str, paths: list[str]) -> tuple[dict[str, np.ndarray],
                 vectors.setdefault(scale, []).append(np.concatenate([levels[k] for k in sorted(levels)]))
             vectors.setdefault("all", []).append(np.concatenate(parts))
             scores.append(f.backbone_scores)
-    return {k: np.stack(v) for k, v in vectors.items()}, np.stack(scores)
+            if tags_head is not None:
+                head_scores.append(tags_head(head_input(f.levels, tags_head.spec)[None, :])[0])
+    song_scores = {"backbone": np.stack(scores), **({"tags": np.stack(head_scores)} if head_scores else {})}
+    return {k: np.stack(v) for k, v in vectors.items()}, song_scores
 
 
 def teacher_song_arrays(label_dir: Path, corpora: list[str], paths: list[str], name: str) -> np.ndarray:
@@ -127,13 +135,10 @@ def transfer(features: dict[str, np.ndarray], y: np.ndarray, groups: list[str]) 
 
 
 def agreement(student: np.ndarray, teacher: np.ndarray) -> dict:
-    from samplecnn.trainer.distill import score_correlation, top_k_target
-    from samplecnn.trainer.metrics import evaluate
+    from samplecnn.trainer.distill import teacher_agreement
 
-    positives = np.stack([top_k_target(t) for t in teacher])
-    metrics = evaluate(positives, student, "tags")
-    return {"top5_roc_auc": metrics["roc_auc"], "top5_pr_auc": metrics["pr_auc"],
-            "correlation": score_correlation(student, teacher), "songs": len(student)}  # fmt: skip
+    m = teacher_agreement(student, teacher)
+    return {"top5_roc_auc": m["roc_auc"], "top5_pr_auc": m["pr_auc"], "correlation": m["teacher_correlation"], "songs": len(student)}
 
 
 def main() -> None:
@@ -164,8 +169,10 @@ def main() -> None:
                 if task == "mer4q_quadrant":
                     test = np.array([r["split"] == "test" for r in rows])
                     teacher = teacher_song_arrays(label_dir, corpora, paths, "probs")
-                    result["teacher_agreement_mer4q_test"] = agreement(scores[test], teacher[test])
-                    print("teacher agreement (mer4q test):", result["teacher_agreement_mer4q_test"], flush=True)
+                    for head, values in scores.items():  # "backbone" (mean over scales) and the "tags" head
+                        key = "teacher_agreement_mer4q_test" + ("" if head == "backbone" else f"_{head}_head")
+                        result[key] = agreement(values[test], teacher[test])
+                        print(f"teacher agreement (mer4q test, {head}):", result[key], flush=True)
             else:
                 features[f"{name} all"] = vectors["all"]
         features["musicnn penultimate"] = teacher_song_arrays(label_dir, corpora, paths, "penultimate")

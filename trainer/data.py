@@ -66,6 +66,7 @@ class Dataset:
     task: str
     splits: dict[str, list[Clip]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the reader decided, for the log
+    soft_targets: bool = False  # targets are probabilities (a teacher's), not 0/1 labels
 
     def split(self, name: str) -> list[Clip]:
         return self.splits.get(name, [])

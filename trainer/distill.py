@@ -25,6 +25,7 @@ from torch.utils.data import Dataset as TorchDataset
 from .batches import _segment as crop_segment
 from .cache import CachedClip
 from .data import Clip, Dataset
+from .metrics import evaluate
 from .targets import PROBS, TargetsError, TeacherLabels, check_audio_length, read_teacher_labels
 
 TOP_K_POSITIVES = 5  # song-level positives for teacher agreement: the teacher's 5 highest tags
@@ -63,8 +64,10 @@ class TeacherSet:
         self.labels: list[TeacherLabels] = all_labels
         self.feature_names = sorted(set.intersection(*(set(lab.feature_names) for lab in all_labels)))
 
-    def dataset(self) -> tuple[Dataset, dict[Path, TargetRef]]:
-        """A tags Dataset (targets: top-5 teacher tags per song) and each clip's teacher windows."""
+    def dataset(self, soft: bool = False) -> tuple[Dataset, dict[Path, TargetRef]]:
+        """A tags Dataset and each clip's teacher windows. Targets: the top-5 teacher tags per
+        song, or with ``soft`` the song means of the teacher's probabilities (``samplecnn fit
+        --targets``: a song-level head distilled from the teacher)."""
         refs, splits, offset = {}, {}, 0
         for split, labs in self.files.items():
             clips = []
@@ -77,13 +80,15 @@ class TeacherSet:
                     if path in refs:
                         raise TargetsError(f"{lab.source}: {path} is also labelled in another teacher-label file")
                     refs[path] = TargetRef(labs_index, index)
-                    clips.append(Clip(path, top_k_target(lab.song_target(index))))
+                    song = lab.song_target(index).astype(np.float32)
+                    clips.append(Clip(path, song if soft else top_k_target(song)))
             offset += len(labs)
             splits[split] = clips
         hours = sum(f.seconds for lab in self.labels for f in lab.files) / 3600
-        notes = [f"teacher {self.teacher.get('model', self.teacher)}: {len(self.labels)} label files, "
-                 f"{hours:.1f} h of audio; valid/test targets: top-{TOP_K_POSITIVES} teacher tags per song"]  # fmt: skip
-        return Dataset("teacher:" + str(self.teacher.get("model", "?")), list(self.tags), "tags", splits, notes), refs
+        targets = "song means of the teacher's probabilities" if soft else f"valid/test targets: top-{TOP_K_POSITIVES} teacher tags per song"
+        notes = [f"teacher {self.teacher.get('model', self.teacher)}: {len(self.labels)} label files, {hours:.1f} h of audio; {targets}"]
+        name = "teacher:" + str(self.teacher.get("model", "?"))
+        return Dataset(name, list(self.tags), "tags", splits, notes, soft_targets=soft), refs
 
     def feature_stats(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) per dimension of features ``names`` (concatenated) over the training windows."""
@@ -169,6 +174,15 @@ def distill_loss(outputs: dict[str, torch.Tensor], probs: torch.Tensor, features
         return tag_loss, {"tag_loss": tag_loss.item()}
     feature_loss = torch.nn.functional.mse_loss(head(outputs, level_names).float(), features)
     return tag_loss + feature_weight * feature_loss, {"tag_loss": tag_loss.item(), "feature_loss": feature_loss.item()}
+
+
+def teacher_agreement(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """Song-level agreement of (n, K) student scores with (n, K) teacher probabilities: macro
+    ROC-AUC / PR-AUC taking each song's top-5 teacher tags as its positives, and the score
+    correlation (:func:`score_correlation`)."""
+    metrics = evaluate(np.stack([top_k_target(t) for t in teacher]), student, "tags")
+    return {"roc_auc": metrics["roc_auc"], "pr_auc": metrics["pr_auc"], "n_labels_scored": metrics["n_labels_scored"],
+            "teacher_correlation": score_correlation(student, teacher)}
 
 
 def score_correlation(student: np.ndarray, teacher: np.ndarray) -> float:

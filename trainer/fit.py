@@ -97,7 +97,12 @@ def fit_head(
     x = {s: v.matrix(scales, levels) for s, (v, _) in splits.items()}
     y = {s: t for s, (_, t) in splits.items()}
     classifier = fit_classifier(x["train"], y["train"], x["valid"], y["valid"], dataset.task, config)
-    metrics = {s: evaluate(y[s], classifier.predict(x[s]), dataset.task) for s in x}
+    if dataset.soft_targets:  # a head distilled from a teacher: judged by its agreement with the teacher
+        from .distill import teacher_agreement
+
+        metrics = {s: teacher_agreement(classifier.predict(x[s]), y[s]) for s in x}
+    else:
+        metrics = {s: evaluate(y[s], classifier.predict(x[s]), dataset.task) for s in x}
     return FitReport(
         dataset.task, list(dataset.labels), list(scales), list(levels), classifier, metrics,
         {s: int(len(t)) for s, t in y.items()}, config.to_dict(),

@@ -84,8 +84,10 @@ def run_fit(options: FitOptions, log=print) -> dict:
     the files that could not be read and were left out)}; writes the head into the bundle unless
     ``options.write`` is False.
     """
-    name = options.name or options.label_column
+    name = options.name or ("tags" if options.targets else options.label_column)
     check_head_name(name)
+    if options.targets and (options.kfold > 1 or options.ablation):
+        raise FitError("--kfold and --ablation score hard labels; with --targets (soft teacher targets) use the valid/test agreement")
     dataset = _dataset(options)
     log(dataset.describe())
     cache = options.cache_dir or default_cache_dir()

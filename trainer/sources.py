@@ -41,12 +41,18 @@ class DatasetSource:
     split_lists: dict[str, str] = field(default_factory=dict)  # MTAT/GTZAN: split -> list file
     valid_fraction: float = 0.1  # held out of train when there is no valid split
     max_clips: int | None = None  # at most this many clips per split
+    targets: list[str] = field(default_factory=list)  # teacher-label files of train (soft targets: song means)
+    valid_targets: list[str] = field(default_factory=list)
+    test_targets: list[str] = field(default_factory=list)
 
     def check_source(self) -> None:
-        given = {k: v for k, v in (("a CSV manifest", self.manifest), ("--mtat", self.mtat), ("--gtzan", self.gtzan)) if v}
+        given = {k: v for k, v in (("a CSV manifest", self.manifest), ("--mtat", self.mtat), ("--gtzan", self.gtzan),
+                                   ("--targets", self.targets)) if v}  # fmt: skip
         if len(given) != 1:
             what = f"got {', '.join(given)}" if given else "got none"
-            raise DatasetSourceError(f"give exactly one dataset: a CSV manifest, --mtat DIR or --gtzan DIR ({what})")
+            raise DatasetSourceError(f"give exactly one dataset: a CSV manifest, --mtat DIR, --gtzan DIR or --targets FILE ({what})")
+        if (self.valid_targets or self.test_targets) and not self.targets:
+            raise DatasetSourceError("--valid-targets / --test-targets need --targets FILE (the training teacher-label files)")
         if self.manifest and self.split_lists:
             raise DatasetSourceError(f"split lists {sorted(self.split_lists)} apply to --mtat / --gtzan; a CSV manifest names its splits with --valid / --test")
 
@@ -55,7 +61,15 @@ class DatasetSource:
         from .data import holdout, limit_clips, read_gtzan, read_manifest_splits, read_mtat, read_tag_list
 
         self.check_source()
-        if self.manifest:
+        if self.targets:
+            from .distill import TeacherSet
+            from .targets import TargetsError
+
+            try:
+                dataset = TeacherSet(self.targets, self.valid_targets, self.test_targets).dataset(soft=True)[0]
+            except TargetsError as exc:
+                raise DatasetSourceError(str(exc)) from exc
+        elif self.manifest:
             dataset = read_manifest_splits(self.manifest, self.valid, self.test, self.label_column, self.task)
         elif self.mtat:
             tags = read_tag_list(self.tags_file) if self.tags_file else None
@@ -84,4 +98,7 @@ TagsFileOption = Annotated[Optional[str], typer.Option("--tags-file", help="MTAT
 TrainListOption = Annotated[Optional[str], typer.Option("--train-list", help="MTAT/GTZAN: list file of the train split.")]
 ValidListOption = Annotated[Optional[str], typer.Option("--valid-list", help="MTAT/GTZAN: list file of the valid split.")]
 TestListOption = Annotated[Optional[str], typer.Option("--test-list", help="MTAT/GTZAN: list file of the test split.")]
+TargetsOption = Annotated[Optional[list[str]], typer.Option("--targets", help="Distil: a teacher-label file (repeatable; experiments/teacher_musicnn.py writes them) instead of a labelled dataset.")]
+ValidTargetsOption = Annotated[Optional[list[str]], typer.Option("--valid-targets", help="Distil: teacher-label files of the valid split (default: 10% of --targets' files held out).")]
+TestTargetsOption = Annotated[Optional[list[str]], typer.Option("--test-targets", help="Distil: teacher-label files of the test split (teacher agreement on songs held out of training).")]
 MaxClipsOption = Annotated[Optional[int], typer.Option("--max-clips", help="At most this many clips per split (quick runs).")]

@@ -171,3 +171,52 @@ def test_cli_distil_errors_exit_2(corpus, tmp_path):
     assert result.exit_code == 2 and "penultimate" in result.output and "energy" in result.output
     with pytest.raises(TrainError, match="needs teacher-label files"):
         TrainConfig(manifest="x.csv", distill_features=["energy"]).validate()
+
+
+def test_fit_distils_a_song_level_head_from_soft_teacher_targets(corpus, tiny_bundle, tmp_path):
+    """`samplecnn fit --targets`: the song means of the teacher's probabilities are the targets
+    (not 0/1 labels), the head is judged by its agreement with the teacher, and the runtime
+    serves it as head "tags" with the teacher's tag names."""
+    import shutil
+
+    from samplecnn.runtime.bundle import Bundle
+    from samplecnn.runtime.tagger import Tagger
+    from samplecnn.trainer.fit_run import FitOptions, run_fit
+    from samplecnn.trainer.song_classifier import ClassifierConfig
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    files = corpus["files"]
+    options = FitOptions(bundle=str(bundle), targets=[str(files["train"])], valid_targets=[str(files["valid"])],
+                         test_targets=[str(files["test"])], cache_dir=str(tmp_path / "cache"),
+                         classifier=ClassifierConfig(hidden=32, dropout=0.1, max_epochs=50, patience=10))  # fmt: skip
+    dataset = options.load()
+    assert dataset.soft_targets and dataset.labels == TAGS and dataset.task == "tags"
+    path, _, arrays = corpus["items"]["train"][0]
+    (clip,) = [c for c in dataset.split("train") if str(c.path) == path]
+    np.testing.assert_allclose(clip.target, arrays["probs"].mean(axis=0), rtol=1e-6)  # soft, not top-5 0/1
+    assert not np.isin(clip.target, (0.0, 1.0)).all()
+
+    result = run_fit(options, log=lambda *_: None)
+    for split in ("train", "valid", "test"):
+        metrics = result["metrics"][split]
+        assert {"roc_auc", "pr_auc", "teacher_correlation"} <= set(metrics) and -1 <= metrics["teacher_correlation"] <= 1
+    (head,) = Bundle.load(bundle).heads
+    assert head.name == "tags" and head.task == "tags" and list(head.labels) == TAGS
+    test_path = corpus["items"]["test"][0][0]
+    with Tagger(bundle) as tagger:
+        (song,) = tagger.tag([test_path])
+    assert list(song.scores)[:2] == ["backbone", "tags"] and set(song.scores["tags"]) == set(TAGS)
+    assert all(0.0 <= v <= 1.0 for v in song.scores["tags"].values())
+
+
+def test_fit_with_targets_refuses_what_needs_hard_labels(corpus, tiny_bundle, tmp_path):
+    runner = CliRunner()
+    train_file = str(corpus["files"]["train"])
+    result = runner.invoke(app, ["fit", str(tiny_bundle), "--targets", train_file, "--kfold", "3", "--no-write"])
+    assert result.exit_code == 2 and "--kfold and --ablation" in result.output
+    result = runner.invoke(app, ["fit", str(tiny_bundle), "-d", "x.csv", "--targets", train_file, "--no-write"])
+    assert result.exit_code == 2 and "exactly one dataset" in result.output
+    result = runner.invoke(app, ["fit", str(tiny_bundle), "-d", "x.csv", "--valid-targets", train_file, "--no-write"])
+    assert result.exit_code == 2 and "need --targets" in result.output
+    result = runner.invoke(app, ["fit", str(tiny_bundle), "--targets", str(tmp_path / "nope.safetensors"), "--no-write"])
+    assert result.exit_code == 2 and "no such teacher-label file" in result.output
