@@ -7,8 +7,11 @@
 # 1. Backbones: experiments/train_default_backbones.sh (2^14, 3^9, 5^6 at width 0.25 distilled
 #    from musicnn MTT_musicnn; ~1 h on a 2-core CPU).
 # 2. Export fp32 + int8 (int8 calibrated on mer4q train songs, judged on others).
-# 3. Heads on the frozen song vectors: mer4q `quadrant` (emotion) and synthtags `tags`
-#    (instrument families) as `instruments`. The backbones' 50 tags are the `backbone` head.
+# 3. Heads on the frozen song vectors: `tags`, the 50 MTT tags from the multi-level
+#    multi-scale song vector (the paper's song-level classifier), distilled from the teacher's
+#    song-level probabilities on every training label file; mer4q `quadrant` (emotion) and
+#    synthtags `tags` (instrument families) as `instruments`. The backbones' own 50 tags (mean
+#    over scales) stay the `backbone` head.
 # 4. Evaluation (teacher agreement, transfer vs the previous model and musicnn), model card,
 #    then the bundle is copied into the package.
 set -euo pipefail
@@ -27,6 +30,12 @@ rm -rf "$WORK"
 $SC export "$RUNS"/2-14/best.safetensors "$RUNS"/3-9/best.safetensors "$RUNS"/5-6/best.safetensors \
   --out "$WORK" --precision int8 --parity-audio "$DATA/mer4q/valid.csv" --calibration "$DATA/mer4q/train.csv" \
   --training-data "distilled from musicnn 0.1.0 MTT_musicnn (50 MagnaTagATune tags + penultimate and pooled features) on $HOURS h of real audio: mer4q train songs and Debian game-music packages (see MODEL_CARD.md)"
+TRAIN_TARGETS=()
+for f in "$DISTILL"/labels/MTT_musicnn/*.safetensors; do
+  case "$(basename "$f")" in mer4q-valid.*|mer4q-test.*|synthtags.*) ;; *) TRAIN_TARGETS+=(--targets "$f") ;; esac
+done
+$SC fit "$WORK" "${TRAIN_TARGETS[@]}" --valid-targets "$DISTILL/labels/MTT_musicnn/mer4q-valid.safetensors" \
+  --test-targets "$DISTILL/labels/MTT_musicnn/mer4q-test.safetensors" --name tags --hidden 512 --dropout 0.1 --seed 0 --cache-dir "$CACHE"
 $SC fit "$WORK" -d "$DATA/mer4q/train.csv" --label-column quadrant --name quadrant "${HEAD_OPTS[@]}" \
   --ablation experiments/results/default_mer4q_quadrant
 $SC fit "$WORK" -d "$DATA/synthtags/train.csv" --label-column tags --name instruments "${HEAD_OPTS[@]}"

@@ -29,8 +29,11 @@ that `samplecnn infer songs/` works without data or training. Three raw-waveform
 (Pons & Serra 2019, `MTT_musicnn`) on every hour of real music this project could reach:
 each learned the teacher's 50 MagnaTagATune tag probabilities (soft targets, window by window)
 and, through a linear map used only in training, the teacher's penultimate and pooled
-features. Their 50 tags are the `backbone` head; two song-level heads read the concatenated
-segment-mean activations of the last three layers of all three backbones (960 dimensions).
+features. Song-level heads read the concatenated segment-mean activations of the last three
+layers of all three backbones (960 dimensions), as in the paper: `tags` (the teacher's 50
+tags, fitted on the teacher's song-level probabilities: the model's best tags), `quadrant`
+(emotion) and `instruments`. The backbones' own tags (mean over scales) are the `backbone`
+head.
 
 ## What it is and is not good for
 
@@ -85,11 +88,16 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
         return []
     r = json.loads(evaluation.read_text())
     a = r["teacher_agreement_mer4q_test"]
-    lines = ["## Evaluation", "",
-             f"**Teacher agreement** on the {a['songs']} mer4q test songs (held out of distillation): macro ROC-AUC "
-             f"of the student's song-level `backbone` scores taking each song's top-5 teacher tags as positives "
-             f"**{a['top5_roc_auc']:.3f}** (PR-AUC {a['top5_pr_auc']:.3f}); Pearson correlation of student and teacher "
-             f"song-level scores **{a['correlation']:.3f}**.", "",
+    lines = ["## Evaluation", "", f"**Teacher agreement** on the {a['songs']} mer4q test songs (held out of distillation and of "
+             "every head's fit): macro ROC-AUC of the student's song-level scores taking each song's top-5 teacher tags as "
+             "positives, and the Pearson correlation of student and teacher song-level scores:", "",
+             "| student scores | top-5 ROC-AUC | top-5 PR-AUC | correlation |", "|---|---|---|---|"]
+    for key, what in (("teacher_agreement_mer4q_test_tags_head", "`tags` head (multi-level multi-scale song vector)"),
+                      ("teacher_agreement_mer4q_test", "`backbone` (mean over scales of each backbone's tags)")):
+        if key in r:
+            a = r[key]
+            lines.append(f"| {what} | **{a['top5_roc_auc']:.3f}** | {a['top5_pr_auc']:.3f} | **{a['correlation']:.3f}** |")
+    lines += ["",
              f"**Transfer** ({r['protocol']}; same folds for every row):", "",
              "| features | dims | mer4q quadrant accuracy | synthtags style accuracy |", "|---|---|---|---|"]  # fmt: skip
     q, st = r["mer4q_quadrant"], r["synthtags_style"]
@@ -126,16 +134,19 @@ def training_section(manifest: dict, runs: Path) -> list[str]:
         commands.append(t.get("command") or f"# {scale}: no command recorded")
     lines += ["", f"Machine: {platform.machine()} CPU, 2 cores (the project's dev machine, shared with other jobs), seed 0.", ""]
     lines += [
-        "Commands, as recorded in each checkpoint (the four runs, three scales and a tags-only control, "
-        "shared the machine, one torch thread each; the best epoch's weights are shipped):",
+        "Commands, as recorded in each checkpoint (the runs shared the machine, one torch thread each, and were "
+        "continued with `--resume` in later sessions; the best epoch's weights are shipped):",
         "", "```bash", *commands, "```", "",
     ]
-    lines += [f"Run folders: `{runs}/<scale>/` (metrics.jsonl per epoch). Rebuild everything after training with `experiments/default_model.sh`.", ""]
+    lines += ["Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (metrics.jsonl per epoch). Rebuild everything after "
+              "training with `experiments/default_model.sh`.", ""]
     return lines
 
 
 def _dataset_name(text: str) -> str:
-    """'../shared/data/mer4q/train.csv [quadrant]' -> 'mer4q quadrant'."""
+    """'../shared/data/mer4q/train.csv [quadrant]' -> 'mer4q quadrant'; other names as they are."""
+    if " [" not in text:
+        return text
     path, _, column = text.partition(" [")
     return f"{Path(path).parent.name} {column.rstrip(']')}".strip()
 
@@ -152,7 +163,8 @@ def heads_section(bundle: Bundle) -> list[str]:
             f"{n.get('train', '?')}/{n.get('valid', '?')}/{n.get('test', '?')} |"
         )
     lines += [
-        "", "Chance: ROC-AUC 0.5; quadrant accuracy 0.25 (four balanced classes). Quadrants of Russell's "
+        "", "`tags`: ROC-AUC / PR-AUC are teacher agreement (each song's top-5 teacher tags as positives). "
+        "Chance: ROC-AUC 0.5; quadrant accuracy 0.25 (four balanced classes). Quadrants of Russell's "
         "valence-arousal plane: Q1 positive + energetic (happy, excited), Q2 negative + energetic (angry, tense), "
         "Q3 negative + calm (sad, depressed), Q4 positive + calm (relaxed, serene).", "",
     ]
