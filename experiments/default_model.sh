@@ -39,8 +39,10 @@ $SC fit "$WORK" "${TRAIN_TARGETS[@]}" --valid-targets "$DISTILL/labels/MTT_music
 $SC fit "$WORK" -d "$DATA/mer4q/train.csv" --label-column quadrant --name quadrant "${HEAD_OPTS[@]}" \
   --ablation experiments/results/default_mer4q_quadrant
 $SC fit "$WORK" -d "$DATA/synthtags/train.csv" --label-column tags --name instruments "${HEAD_OPTS[@]}"
-EVAL_ARGS=(--bundle "$WORK" --labels "$DISTILL/labels/MTT_musicnn" --out experiments/results/distill_eval)
+EVAL_ARGS=(--bundle "$WORK" --labels "$DISTILL/labels/MTT_musicnn" --out experiments/results/distill_eval --cache-dir "$CACHE")
 [ -n "$BASELINE" ] && EVAL_ARGS+=(--baseline "$BASELINE")
+PREVIOUS=experiments/results/distill_eval_session2.json  # earlier models, same protocol and folds
+[ -f "$PREVIOUS" ] && EVAL_ARGS+=(--import-row "session-2 default all=$PREVIOUS#student all" --import-row "first default (mer4q tags) all=$PREVIOUS#old default all")
 .venv/bin/python experiments/distill_eval.py "${EVAL_ARGS[@]}"
 .venv/bin/python experiments/model_card.py "$WORK" --runs "$RUNS" --sources "$DISTILL/sources.json" \
   --evaluation experiments/results/distill_eval.json --ablation experiments/results/default_mer4q_quadrant.json

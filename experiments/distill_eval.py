@@ -37,30 +37,36 @@ def read_rows(dataset: str) -> list[dict]:
     return rows
 
 
-def song_features(bundle: str, paths: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors and {"backbone" | "tags": (n, K)}
-    song scores: the backbones' own (mean over scales), and the bundle's ``tags`` head when it
-    has one (the song-level classifier on the multi-level multi-scale vector)."""
+def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: str | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors (through `samplecnn fit`'s song-vector
+    cache, so vectors fit already extracted are reused) and, for the songs where ``scored`` is
+    True, {"backbone" | "tags": (m, K)} song scores: the backbones' own (mean over scales), and
+    the bundle's ``tags`` head when it has one (the song-level classifier on the song vector)."""
     from samplecnn.runtime import Tagger
     from samplecnn.runtime.heads import head_input
+    from samplecnn.trainer.features import extract_song_vectors
 
     vectors, scores, head_scores = {}, [], []
     with Tagger(bundle) as tagger:
+        songs = extract_song_vectors(tagger, paths, cache_dir, desc="song vectors")
+        if songs.errors:
+            raise SystemExit(f"unreadable songs: {list(songs.errors.items())[:3]}")
         tags_head = next((h for h in tagger.heads if h.spec.name == "tags"), None)
-        for f in tagger.features(paths):
-            if not f.ok:
-                raise SystemExit(f"{f.path}: {f.error}")
+        for levels_of in songs.levels:
             parts = []
-            for scale, levels in f.levels.items():
+            for scale, levels in levels_of.items():
                 for level, vector in sorted(levels.items()):
                     vectors.setdefault(f"{scale}/L{level}", []).append(vector)
                     parts.append(vector)
                 vectors.setdefault(scale, []).append(np.concatenate([levels[k] for k in sorted(levels)]))
             vectors.setdefault("all", []).append(np.concatenate(parts))
+        for f in tagger.features([p for p, keep in zip(paths, scored) if keep]):
+            if not f.ok:
+                raise SystemExit(f"{f.path}: {f.error}")
             scores.append(f.backbone_scores)
             if tags_head is not None:
                 head_scores.append(tags_head(head_input(f.levels, tags_head.spec)[None, :])[0])
-    song_scores = {"backbone": np.stack(scores), **({"tags": np.stack(head_scores)} if head_scores else {})}
+    song_scores = {"backbone": np.stack(scores) if scores else None, **({"tags": np.stack(head_scores)} if head_scores else {})}
     return {k: np.stack(v) for k, v in vectors.items()}, song_scores
 
 
@@ -147,6 +153,10 @@ def main() -> None:
     parser.add_argument("--baseline", action="append", default=[], help="NAME=BUNDLE to compare (repeatable)")
     parser.add_argument("--labels", required=True, help="teacher-label folder (MTT_musicnn/<corpus>.safetensors)")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cache-dir", default=None, help="song-vector cache shared with `samplecnn fit` (default: none)")
+    parser.add_argument("--import-row", action="append", default=[],
+                        help="'NAME=RESULT.json#ROW': a transfer row of an earlier run of this script (same protocol and folds), "
+                             "e.g. a previous model's 'student all' (repeatable)")
     args = parser.parse_args()
     label_dir = Path(args.labels)
     started = time.time()
@@ -162,16 +172,16 @@ def main() -> None:
         y = np.array([r[column] for r in rows])
         groups = [r[group_column] for r in rows]
         features = {}
+        test = np.array([r["split"] == "test" for r in rows]) if task == "mer4q_quadrant" else np.zeros(len(rows), bool)
         for name, bundle in bundles.items():
-            vectors, scores = song_features(bundle, paths)
+            vectors, scores = song_features(bundle, paths, test if name == "student" else np.zeros(len(rows), bool), args.cache_dir)
             if name == "student":
                 features.update({f"student {k}": v for k, v in vectors.items()})
-                if task == "mer4q_quadrant":
-                    test = np.array([r["split"] == "test" for r in rows])
+                if test.any():
                     teacher = teacher_song_arrays(label_dir, corpora, paths, "probs")
                     for head, values in scores.items():  # "backbone" (mean over scales) and the "tags" head
                         key = "teacher_agreement_mer4q_test" + ("" if head == "backbone" else f"_{head}_head")
-                        result[key] = agreement(values[test], teacher[test])
+                        result[key] = agreement(values, teacher[test])
                         print(f"teacher agreement (mer4q test, {head}):", result[key], flush=True)
             else:
                 features[f"{name} all"] = vectors["all"]
@@ -179,6 +189,10 @@ def main() -> None:
         features["musicnn taggram"] = teacher_song_arrays(label_dir, corpora, paths, "probs")
         print(f"{task} ({len(rows)} songs, {len(set(y))} classes):", flush=True)
         result[task] = transfer(features, y, groups)
+        for spec in args.import_row:
+            name, _, source = spec.partition("=")
+            file, _, row = source.partition("#")
+            result[task][name] = {**json.loads(Path(file).read_text())[task][row], "imported_from": f"{file}#{row}"}
     result["seconds"] = round(time.time() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -105,8 +105,10 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
         lines.append(f"| {name} | {q[name]['dims']} | {q[name]['accuracy']:.3f} ± {q[name]['std']:.3f} | "
                      f"{st[name]['accuracy']:.3f} ± {st[name]['std']:.3f} |")  # fmt: skip
     lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
-              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `old default all` is the "
-              "previous default model (trained on 610 mer4q songs' tags). musicnn rows are the teacher's song-mean "
+              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `session-2 default all` is the "
+              "previous default model (the same recipe after ~1 h of distillation), `first default (mer4q tags) all` the one "
+              "before it (trained on 610 mer4q songs' tags); their rows come from the same protocol and folds "
+              "(experiments/results/distill_eval_session2.json). musicnn rows are the teacher's song-mean "
               "penultimate features (200 dims) and taggram (50 tags).", ""]
     return lines
 
