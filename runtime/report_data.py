@@ -143,22 +143,23 @@ class _Collector:
             if self.heads:
                 raise _Skip("rows without tags (the first rows have them)")
             source = {}
+        if not isinstance(source, dict):
+            raise _Skip(f"rows whose {'scores' if self.has_scores else 'top tags'} are not a head -> labels map")
         heads = tuple(source)
-        if heads:
+        if heads and heads != self.heads:
             self._check_heads(heads)
-        rows = {}
-        for head in heads:  # every head checked before any is kept
-            rows[head] = self._scores_row(head, source[head]) if self.has_scores else self._top_row(head, source[head])
-        if self.has_scores and heads:
-            for head, values in rows.items():
+        if self.has_scores:
+            rows = [self._scores_row(head, source[head]) for head in heads]  # every head checked before any is kept
+            for head, values in zip(heads, rows):
                 self.pending[head].extend(values)
-            self.pending_rows += 1
-            if self.pending_rows >= self.FLUSH_ROWS:
-                self.flush()
+            if heads:
+                self.pending_rows += 1
+                if self.pending_rows >= self.FLUSH_ROWS:
+                    self.flush()
         else:
-            for head, value in rows.items():
-                self.top_index[head].extend(value[0])
-                self.top_score[head].extend(value[1])
+            for head, (ids, values) in [(head, self._top_row(head, source[head])) for head in heads]:
+                self.top_index[head].extend(ids)
+                self.top_score[head].extend(values)
         self.paths.append(path)
         try:
             self.durations.append(float(duration) if duration not in (None, "") else float("nan"))
@@ -223,8 +224,11 @@ class _Collector:
     def _top_row(self, head: str, pairs) -> tuple[list[int], list[float]]:
         index, labels = self.index[head], self.labels[head]
         ids, values = [-1] * TOP_K, [float("nan")] * TOP_K
-        for i, (label, score) in enumerate(pairs[:TOP_K]):
-            label = str(label)
+        try:
+            pairs = [(str(label), float(score)) for label, score in pairs[:TOP_K]]
+        except (TypeError, ValueError):
+            raise _Skip(f"rows whose '{head}' top tags are not [label, score] pairs") from None
+        for i, (label, score) in enumerate(pairs):
             if label not in index:
                 index[label] = len(labels)
                 labels.append(label)

@@ -149,3 +149,13 @@ def test_csv_read_in_blocks_keeps_odd_rows_as_the_row_reader_did(tmp_path, monke
     assert np.array_equal(np.concatenate([got.heads[h].scores for h in HEADS], axis=1), expected, equal_nan=True)
     assert got.n_with_embedding == 15 and got.embeddings.shape == (13, 8)  # every row with an embedding cell is counted, as before
     assert np.allclose(got.embeddings, vectors[kept][got.embedding_rows], atol=1e-4)
+
+
+def test_rows_whose_tags_have_the_wrong_shape_are_skipped_and_said(tmp_path):
+    rows = [{"path": "a.mp3", "top": {"tags": [["jazz", 0.9], ["calm", 0.4]]}}, {"path": "b.mp3", "top": {"tags": [["rock"]]}},
+            {"path": "c.mp3", "top": {"tags": None}}, {"path": "d.mp3", "top": ["jazz"]}, {"path": "e.mp3", "top": {"tags": [["rock", 0.7]]}}]
+    src = tmp_path / "shapes.jsonl"
+    write_lines(src, rows)
+    got = read_results([src])
+    assert got.paths == ["a.mp3", "e.mp3"] and got.heads["tags"].labels == ["jazz", "calm", "rock"]
+    assert got.skipped == {"rows whose 'tags' top tags are not [label, score] pairs": 2, "rows whose top tags are not a head -> labels map": 1}
