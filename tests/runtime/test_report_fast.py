@@ -159,3 +159,17 @@ def test_rows_whose_tags_have_the_wrong_shape_are_skipped_and_said(tmp_path):
     got = read_results([src])
     assert got.paths == ["a.mp3", "e.mp3"] and got.heads["tags"].labels == ["jazz", "calm", "rock"]
     assert got.skipped == {"rows whose 'tags' top tags are not [label, score] pairs": 2, "rows whose top tags are not a head -> labels map": 1}
+
+
+def test_without_orjson_the_error_names_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "one.jsonl"
+    write_lines(src, [row(0)])
+    code = ("import sys; sys.modules['orjson'] = None\n"  # as if it were not installed
+            "from samplecnn.runtime.report import main\n"
+            f"sys.exit(main([{str(src)!r}], out={str(tmp_path / 'r.html')!r}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "reading JSON Lines needs orjson" in run.stderr and "pip install 'samplecnn[plot]'" in run.stderr, run.stderr
+    assert not (tmp_path / "r.html").exists()
