@@ -13,7 +13,8 @@ scores are). Pictures are PNGs inside the page (data: URLs), the table is drawn 
 inline script from JSON inside the page; a Content-Security-Policy forbids every network
 request, so the page works offline, from a file, forever.
 
-Reading is :mod:`.report_data`; drawing needs matplotlib (``pip install 'samplecnn[plot]'``).
+Reading is :mod:`.report_data`; drawing needs matplotlib and the page's JSON orjson (both in
+``pip install 'samplecnn[plot]'``).
 """
 
 from __future__ import annotations
