@@ -587,7 +587,8 @@ def _read_parquet_columns(parquet, plan: _FlatPlan, collector: _Collector) -> No
     def floats(batch, name):
         return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), np.float64)
 
-    for batch in parquet.iter_batches(batch_size=4096, use_threads=False):
+    needed = ["path"] + [c for c in (plan.duration, plan.error, plan.embedding) if c] + [c for cols in plan.scores.values() for c, _ in cols]
+    for batch in parquet.iter_batches(batch_size=4096, use_threads=False, columns=needed):  # not the top_<head> text
         n = batch.num_rows
         paths = batch.column("path").to_pylist()
         errors = batch.column(plan.error).to_pylist() if plan.error else [None] * n
