@@ -49,8 +49,18 @@ class CatalogueError(ValueError):
     """A bad option, address or environment, found before any song is tagged (exit 2)."""
 
 
-def require_ray():
-    """The ``ray`` module with Ray Data; CatalogueError naming the extra when it is missing."""
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's one-machine mode, every node address on 127.0.0.1
+
+
+def require_ray(local: bool = False):
+    """The ``ray`` module with Ray Data; CatalogueError naming the extra when it is missing.
+
+    ``local``: the job will start its own one-machine Ray. When Ray is not imported yet, it is
+    then imported in Ray's one-machine mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read once
+    at import; an explicit setting is kept), so that Ray listens and advertises on 127.0.0.1
+    instead of the machine's interface address (ray-project/ray#26293)."""
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -143,8 +153,8 @@ def connect(ray, address: str | None) -> bool:
             probe_address(address)  # nothing listening: an instant error instead of minutes of retries
             ray.init(address=address, **quiet)
         else:
-            # Asks for loopback; Ray 2.60 still advertises the interface address unless
-            # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set before Ray is imported (ray#26293; README).
+            # Loopback only: require_ray(local=True) imported Ray in its one-machine mode (unless
+            # Ray was imported before, e.g. by the caller's own code; then Ray picks the address).
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
     except CatalogueError:
         raise
@@ -221,7 +231,7 @@ def catalogue(
         if not todo:
             say("nothing to do: every song already has a row")
             return EXIT_OK
-        ray = require_ray()
+        ray = require_ray(local=not (address or os.environ.get("RAY_ADDRESS")))
         started_here = connect(ray, address)
         plan = plan_pool(ray.cluster_resources().get("CPU", 0), actors=actors, threads=threads, actor_cpus=actor_cpus)
         root = open_out_dir(out, identity, bundle_root=str(loaded.root))
@@ -309,6 +319,7 @@ def _run(ray, bundle: Bundle, todo: list[str], root: Path, plan: PoolPlan, tagge
         "started_unix": round(started_unix, 3), "actors": plan.actors, "threads": plan.threads, "actor_cpus": plan.reserved,
         "cluster_cpus": plan.cpus, "peak_rss_mb_per_actor": sorted(a["peak_rss_mb"] for a in seen.values()),
         "actors_seen": sorted(seen.values(), key=lambda a: (a["node_id"], a["pid"])), "completed": completed,
+        "ray_gcs_address": ray.get_runtime_context().gcs_address,
     }  # fmt: skip
     write_bytes_atomically(root / JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
     if not completed:

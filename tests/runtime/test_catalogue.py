@@ -35,7 +35,8 @@ TOLERANCE = 1e-6
 def ray_address():
     """A local Ray with 2 CPUs for this module; its GCS address for CLI subprocesses."""
     saved = os.environ.get("RAY_AUTH_MODE")
-    # Loopback only: the node would otherwise advertise this machine's interface address.
+    # Asks for loopback; Ray keeps it only when imported in its one-machine mode (ray#26293),
+    # which test_a_one_machine_job_starts_its_own_ray_on_loopback checks for the CLI's own Ray.
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", _node_ip_address="127.0.0.1")
     try:
         yield ray.get_runtime_context().gcs_address
@@ -166,6 +167,19 @@ def test_killed_job_resumes_and_writes_every_song_once(ray_address, song_dir, tm
     again = cli("catalogue", *args, "--resume")
     assert again.returncode == 0 and "nothing to do" in again.stderr
     assert len(read_rows(out)) == 12
+
+
+def test_a_one_machine_job_starts_its_own_ray_on_loopback(song_dir, tmp_path):
+    """No --address: the job starts a local Ray in Ray's one-machine mode, so its GCS (and
+    every node address) is on 127.0.0.1, not the machine's interface address."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    out = tmp_path / "out"
+    song = sorted(song_dir.glob("*.ogg"))[0]
+    done = subprocess.run([sys.executable, "-m", "samplecnn.cli", "catalogue", str(song), "--out", str(out), "--max-segments",
+                           str(MAX_SEGMENTS), "--no-progress"], capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    last_run = json.loads((out / JOB_FILE).read_text())["last_run"]
+    assert last_run["ray_gcs_address"].startswith("127.0.0.1:") and last_run["songs"] == 1
 
 
 def _free_port() -> int:
