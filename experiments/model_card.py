@@ -41,7 +41,7 @@ head.
   vocals, tempo, mood words) at a few hundred times real time on a laptop CPU, as song
   vectors for your own classifiers (`samplecnn fit`), demos and pipelines.
 - Not as good as: its teacher on every song. It is a 16x smaller raw-waveform student
-  trained for about an hour on a 2-core CPU; the teacher-agreement and transfer figures below
+  trained for about two and a half hours on a 2-core CPU; the teacher-agreement and transfer figures below
   say how close it gets. MagnaTagATune's vocabulary has its own quirks (e.g. `classical`
   and `classic`, `female` and `woman` are separate tags).
 - The `instruments` head was fitted on synthesized General MIDI renderings (synthtags) and
@@ -139,6 +139,9 @@ def training_section(manifest: dict, runs: Path) -> list[str]:
         "Commands, as recorded in each checkpoint (the runs shared the machine, one torch thread each, and were "
         "continued with `--resume` in later sessions; the best epoch's weights are shipped):",
         "", "```bash", *commands, "```", "",
+        "Every run started with the options in `experiments/train_default_backbones.sh` (width 0.25, Adam, batch 64, "
+        "bf16 autocast, two crops per clip, soft MTT tags + penultimate and pooled features) and was continued with "
+        "`--resume` (62 + 88 minutes).", "",
     ]
     lines += ["Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (metrics.jsonl per epoch). Rebuild everything after "
               "training with `experiments/default_model.sh`.", ""]
