@@ -69,8 +69,13 @@ def evaluate_targets(result: dict) -> list[dict]:
         mine = [r for r in backbone_rows if r.get("peak_precision") == precision and r.get("fraction_of_peak")]
         if mine:
             best = max(mine, key=lambda r: r["fraction_of_peak"])
-            add(f"backbone {precision} >= 90% of its measured peak", best["fraction_of_peak"], 0.9, best["fraction_of_peak"] >= 0.9,
-                f"best: {best['engine']} {best['scale']} batch {best['batch']} {best['threads']} thread(s)")
+            where = f"best: {best['engine']} {best['scale']} batch {best['batch']} {best['threads']} thread(s)"
+            if best["fraction_of_peak"] > 1.0:  # a convolution cannot beat the best GEMM: the peak was measured in a slow moment
+                add(f"backbone {precision} >= 90% of its measured peak", best["fraction_of_peak"], 0.9, None,
+                    f"not judged: {where} ran above the GEMM peak measured in this run, so that peak was under-measured "
+                    "(the VM's speed varied between the peak and the backbone measurements); rerun")
+            else:
+                add(f"backbone {precision} >= 90% of its measured peak", best["fraction_of_peak"], 0.9, best["fraction_of_peak"] >= 0.9, where)
     bf16 = _songs_ratio(main, "openvino bf16", "onnxruntime fp32")
     add("pipeline OpenVINO bf16 >= 1.6x onnxruntime fp32 (AVX512-BF16)", bf16, 1.6, None if bf16 is None else bf16 >= 1.6,
         "songs/s ratio, full-width" if "avx512_bf16" in flags else "no avx512_bf16 on this CPU")
