@@ -197,7 +197,9 @@ class OrtBackend(Backend):
 
     @property
     def description(self) -> str:
-        where = f"CPU, {self.threads} threads, optimised-graph cache {self.cache_status}" if self.device == "cpu" else "CUDA"
+        # What runs, never how it was loaded: export records this in manifests, which must be
+        # byte-identical between builds (the graph cache's hit/miss is in ``cache_status``).
+        where = f"CPU, {self.threads} threads" if self.device == "cpu" else "CUDA"
         return f"onnxruntime ({where}), {self.precision}"
 
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

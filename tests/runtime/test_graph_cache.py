@@ -56,7 +56,7 @@ def test_second_start_is_a_hit_with_the_numbers_of_an_uncached_session(default_m
     assert meta["graph_sha256"] == default_model.manifest["files"][scale.models[precision]]
     assert meta["blob_sha256"] == bytes_sha256(blob.read_bytes()) and meta["engine"] == "onnxruntime"
     with OrtBackend(default_model, scale, precision=precision, threads=1, cache_dir=tmp_path) as second:
-        assert second.cache_status == "hit" and "optimised-graph cache hit" in second.description
+        assert second.cache_status == "hit" and "cache" not in second.description  # descriptions go into manifests
         for name, value in second.infer(x).items():
             np.testing.assert_allclose(value, expected[name], rtol=1e-6, atol=1e-7)
 
@@ -75,7 +75,9 @@ def test_corrupt_truncated_or_refused_entries_are_rebuilt(default_model, segment
     with OrtBackend(default_model, scale, threads=1, cache_dir=tmp_path) as second:
         assert second.cache_status.startswith("rebuilt") and "sha256" in second.cache_status
         np.testing.assert_array_equal(second.infer(x)["logits"], expected)
-    assert blob.read_bytes() == good  # written back
+    rewritten = blob.read_bytes()  # written back (onnxruntime's serialisation is not byte-stable between builds)
+    assert rewritten != bytes(data) and json.loads(record.read_text())["blob_sha256"] == bytes_sha256(rewritten)
+    good = rewritten
 
     blob.write_bytes(good[:100])  # truncated, with a record that matches it: onnxruntime refuses the graph
     meta = json.loads(record.read_text())
