@@ -58,9 +58,11 @@ class Int8Settings:
     calibrate_method: str = "MinMax"  # or "Percentile", "Entropy" (slower, more memory)
     symmetric_activations: bool = False  # True: activation ranges symmetric around 0, zero point 0
     # The stem conv (1 input channel, k = stride = m) is 0.4% of the FLOPs, but as a QLinearConv
-    # onnxruntime ran it at ~6 GOP/s: ~30% of int8 time (benchmarks/op_profile.py). Kept fp32 it
-    # runs on the float kernels; its output is quantized before block 1 as before.
-    stem_fp32: bool = True
+    # onnxruntime ran it at ~6 GOP/s: 30-43% of int8 time (benchmarks/op_profile.py). True keeps
+    # it a float Conv (its output quantized before block 1): faster at one thread in the
+    # profiler, but the default model's pipeline at two threads measured ~25% slower (a layout
+    # reorder and a QuantizeLinear appear), so it is off by default.
+    stem_fp32: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

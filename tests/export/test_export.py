@@ -16,7 +16,7 @@ from samplecnn.export.audio_sets import AudioSourceError, load_songs, stack_segm
 from samplecnn.export.bundle_writer import export_bundle
 from samplecnn.export.onnx_export import export_backbone
 from samplecnn.export.parity import ParityError, check_parity
-from samplecnn.export.quantize import QuantizationError, stem_convs
+from samplecnn.export.quantize import Int8Settings, QuantizationError, stem_convs
 from samplecnn.runtime.backends import run_in_batches
 from samplecnn.runtime.backends.ort import OrtBackend
 from samplecnn.runtime.bundle import Bundle, BundleError
@@ -105,16 +105,24 @@ def test_int8_report_and_refusal(tiny_checkpoints, data_dir, tmp_path):
     assert q["passed"] and q["top_k"] == 5 and 0.0 <= q["top_k_agreement_mean"] <= 1.0
     assert not set(q["evaluation_songs"]) & set(q["calibration_songs"])
     assert set(q["outputs"]) == {"level1", "level2", "level3", "logits"} and q["song_tag_score_max_abs_diff"] < 0.05
-    assert q["settings"]["per_channel"] and q["settings"]["quant_format"] == "QDQ" and q["settings"]["stem_fp32"]
-    # The waveform stem (one input channel) stays a float Conv; every other conv reads int8 weights.
+    assert q["settings"]["per_channel"] and q["settings"]["quant_format"] == "QDQ" and not q["settings"]["stem_fp32"]
+    # By default every conv reads int8 weights; with stem_fp32 the waveform stem (one input channel) stays float.
     import onnx
 
-    scale = Bundle.load(out).scales[0]
-    graph = onnx.load(str(out / scale.models["int8"])).graph
-    dequantized = {o for node in graph.node if node.op_type == "DequantizeLinear" for o in node.output}
-    convs = [node for node in graph.node if node.op_type == "Conv"]
-    floats = [node.name for node in convs if node.input[1] not in dequantized]
-    assert len(convs) > 1 and floats == stem_convs(out / scale.models["fp32"])
+    def float_convs(bundle_root):
+        scale = Bundle.load(bundle_root).scales[0]
+        graph = onnx.load(str(bundle_root / scale.models["int8"])).graph
+        dequantized = {o for node in graph.node if node.op_type == "DequantizeLinear" for o in node.output}
+        convs = [node for node in graph.node if node.op_type == "Conv"]
+        assert len(convs) > 1
+        return [node.name for node in convs if node.input[1] not in dequantized], stem_convs(bundle_root / scale.models["fp32"])
+
+    assert float_convs(out)[0] == []
+    stem_out = export_bundle(tiny_checkpoints[1:], tmp_path / "int8-stem", precisions=("int8",), calibration=data_dir,
+                             int8_settings=Int8Settings(stem_fp32=True))
+    floats, stems = float_convs(stem_out)
+    assert floats == stems and len(stems) == 1
+    assert Bundle.load(stem_out).scales[0].quantization["int8"]["settings"]["stem_fp32"]
     with pytest.raises(QuantizationError, match=r"below the required 1.01; no bundle was written") as info:
         export_bundle(tiny_checkpoints[1:], tmp_path / "refused", precisions=("int8",), calibration=data_dir, min_agreement=1.01)
     assert info.value.report["top_k_agreement_mean"] == q["top_k_agreement_mean"]
