@@ -105,8 +105,8 @@ def test_int8_report_and_refusal(tiny_checkpoints, data_dir, tmp_path):
     assert q["passed"] and q["top_k"] == 5 and 0.0 <= q["top_k_agreement_mean"] <= 1.0
     assert not set(q["evaluation_songs"]) & set(q["calibration_songs"])
     assert set(q["outputs"]) == {"level1", "level2", "level3", "logits"} and q["song_tag_score_max_abs_diff"] < 0.05
-    assert q["settings"]["per_channel"] and q["settings"]["quant_format"] == "QDQ" and not q["settings"]["stem_fp32"]
-    # By default every conv reads int8 weights; with stem_fp32 the waveform stem (one input channel) stays float.
+    assert q["settings"]["per_channel"] and q["settings"]["quant_format"] == "QDQ" and q["settings"]["stem_fp32"]
+    # By default the waveform stem (one input channel) stays float; without stem_fp32 every conv reads int8 weights.
     import onnx
 
     def float_convs(bundle_root):
@@ -117,12 +117,12 @@ def test_int8_report_and_refusal(tiny_checkpoints, data_dir, tmp_path):
         assert len(convs) > 1
         return [node.name for node in convs if node.input[1] not in dequantized], stem_convs(bundle_root / scale.models["fp32"])
 
-    assert float_convs(out)[0] == []
-    stem_out = export_bundle(tiny_checkpoints[1:], tmp_path / "int8-stem", precisions=("int8",), calibration=data_dir,
-                             int8_settings=Int8Settings(stem_fp32=True))
-    floats, stems = float_convs(stem_out)
+    floats, stems = float_convs(out)
     assert floats == stems and len(stems) == 1
-    assert Bundle.load(stem_out).scales[0].quantization["int8"]["settings"]["stem_fp32"]
+    all_int8 = export_bundle(tiny_checkpoints[1:], tmp_path / "int8-all", precisions=("int8",), calibration=data_dir,
+                             int8_settings=Int8Settings(stem_fp32=False))
+    assert float_convs(all_int8)[0] == []
+    assert not Bundle.load(all_int8).scales[0].quantization["int8"]["settings"]["stem_fp32"]
     with pytest.raises(QuantizationError, match=r"below the required 1.01; no bundle was written") as info:
         export_bundle(tiny_checkpoints[1:], tmp_path / "refused", precisions=("int8",), calibration=data_dir, min_agreement=1.01)
     assert info.value.report["top_k_agreement_mean"] == q["top_k_agreement_mean"]
