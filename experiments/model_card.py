@@ -117,7 +117,7 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def training_section(manifest: dict, runs: Path) -> list[str]:
+def training_section(manifest: dict) -> list[str]:
     lines = ["## Backbones: how they were distilled", ""]
     lines += ["ROC-AUC / PR-AUC here are teacher agreement: each held-out song's top-5 teacher tags are its positives "
               "(valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
@@ -208,7 +208,7 @@ def main() -> None:
     lines = [INTRO, DATA]
     lines += sources_section(args.sources)
     lines += evaluation_section(args.evaluation)
-    lines += training_section(manifest, Path(args.runs))
+    lines += training_section(manifest)
     lines += heads_section(bundle)
     if args.ablation:
         lines += ["## Ablation (levels x scales, test split)", ""]

@@ -278,6 +278,18 @@ class _Collector:
         )
 
 
+
+def _add_block(collector, paths, durations, blocks):
+    """Add a block of rows; the index of its first row, or None when the whole block was
+    skipped (counted under the reason)."""
+    first_row = len(collector.paths)
+    try:
+        collector.add_block(paths, durations, blocks)
+    except _Skip as skip:
+        collector.skipped[str(skip)] += len(paths)
+        return None
+    return first_row
+
 def _pairs(value, scores=None) -> list[tuple[str, float]]:
     """Top tags from "a:0.9;b:0.8", [[a, 0.9]], [{"label": a, "score": 0.9}] or [a, b] + scores."""
     if value is None:
@@ -525,11 +537,8 @@ def _csv_block(block: list[list[str]], header: list[str], plan: _FlatPlan, emb: 
     for head, cols in plan.scores.items():
         blocks[head] = (plan.labels[head], scores[:, start : start + len(cols)])
         start += len(cols)
-    first_row = len(collector.paths)
-    try:
-        collector.add_block([values[path_at] for values in good], durations, blocks)
-    except _Skip as skip:
-        collector.skipped[str(skip)] += len(good)
+    first_row = _add_block(collector, [values[path_at] for values in good], durations, blocks)
+    if first_row is None:
         return
     rows = {id(values): first_row + k for k, values in enumerate(good)}
     for values, slot in slots:
@@ -608,11 +617,8 @@ def _read_parquet_columns(parquet, plan: _FlatPlan, collector: _Collector) -> No
             durations = np.full(len(keep), np.nan)
             collector.skipped["batches with unreadable durations (songs kept, durations unknown)"] += 1
         scores = {h: (plan.labels[h], np.column_stack([floats(batch, c) for c, _ in cols])[keep]) for h, cols in plan.scores.items()}
-        first_row = len(collector.paths)
-        try:
-            collector.add_block([paths[i] for i in keep], durations, scores)
-        except _Skip as skip:
-            collector.skipped[str(skip)] += len(keep)
+        first_row = _add_block(collector, [paths[i] for i in keep], durations, scores)
+        if first_row is None:
             continue
         if plan.embedding:
             _sample_embeddings(batch.column("embedding"), keep, first_row, collector)
