@@ -11,6 +11,12 @@ random (BatchNorm statistics randomised): speed does not depend on the values.
 The grid: the main scale (3^9) at batch 1/4/16/64 with 1 thread and all threads; the other
 presets at batch 1/16 with all threads; optionally width 0.25 (the default model's width).
 
+Rounds (``--rounds``, default 3): per round and thread count, each precision's GEMM peak
+(``peak.py``) is measured next to the engines of that precision, the order reversed every
+other round (peak fp32, torch, ort fp32 ..., peak int8, ort int8 ...; then backwards). Every
+ratio (fraction of peak, speedup over torch) is taken within a round and reported as the
+median over rounds with its spread; the raw per-round figures stay in ``rounds``.
+
     python -m samplecnn.benchmarks.backbones [--quick] [--widths 1 --widths 0.25] [--json ...] [--plot ...]
 """
 
@@ -25,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, machine_info, peak_rss_mb, random_checkpoints, real_segments,
-                     report_child, run_child, time_calls, write_json)
-from .peak import measure as measure_peak
+from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, machine_info, paired_ratio, peak_rss_mb, random_checkpoints,
+                     real_segments, report_child, round_order, run_child, spread, time_calls, write_json)
+from .peak import PEAK_KEY, PRECISIONS, measure_precision
 
 ENGINES = ("torch eager fp32", "ort fp32 conv1d", "ort fp32 conv2d", "ort int8", "openvino fp32", "openvino bf16", "openvino int8")
 ENGINE_PRECISION = {"torch eager fp32": "fp32", "ort fp32 conv1d": "fp32", "ort fp32 conv2d": "fp32", "ort int8": "int8",
                     "openvino fp32": "fp32", "openvino bf16": "bf16", "openvino int8": "int8"}
-PEAK_KEY = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}  # each row against the peak of its precision
 
 
 def available_engines() -> tuple[str, ...]:
@@ -147,41 +152,125 @@ def engine_case(engine: str, scale: str, width: float, batches, prepared: dict) 
     return case
 
 
+def round_plan(engines, threads_used, has_cases) -> list[tuple[int, list[tuple[str, str]]]]:
+    """[(threads, [("peak", precision) | ("engine", name), ...])] of one round: per thread count,
+    each precision's GEMM peak followed by the engines of that precision (engines without
+    cases at that thread count are left out; a precision without engines gets no peak)."""
+    plan = []
+    for threads in threads_used:
+        items = []
+        for precision in PRECISIONS:
+            mine = [e for e in engines if ENGINE_PRECISION[e] == precision and has_cases(threads)]
+            if mine:
+                items += [("peak", precision)] + [("engine", e) for e in mine]
+        if items:
+            plan.append((threads, items))
+    return plan
+
+
 def run(*, widths: list[float], min_seconds: float, min_calls: int, workdir: Path = DEFAULT_WORKDIR, scales=PRESET_SCALES,
-        main_batches=MAIN_BATCHES, other_batches=OTHER_BATCHES, log=print) -> dict:
-    """Peak GEMM + every engine over the grid; returns {machine, peak, rows, ...} with derived figures."""
+        main_batches=MAIN_BATCHES, other_batches=OTHER_BATCHES, rounds: int = 3, log=print) -> dict:
+    """Every engine over the grid in ``rounds`` rounds, each precision's GEMM peak measured in
+    every round next to the engines of that precision (the order reversed every other round);
+    returns {peak, rows, rounds (raw), ...}: see :func:`summarise`."""
     from samplecnn.trainer.model import preset
 
     all_threads = os.cpu_count() or 1
     t0 = time.perf_counter()
     prepared = prepare(workdir, widths, scales, log=log)
-    log(f"backbones: models ready in {time.perf_counter() - t0:.0f} s; measuring peak GEMM")
+    log(f"backbones: models ready in {time.perf_counter() - t0:.0f} s; {rounds} round(s), each precision's GEMM peak next to its engines")
     threads_used = sorted({1, all_threads})
-    peak = measure_peak(threads_used, seconds=max(0.3, min_seconds / 2))
     cases = plan_cases(widths, all_threads, scales, main_batches, other_batches)
-    rows, child_rss = [], {}
-    for engine in available_engines():
-        for threads in threads_used:
-            mine = [engine_case(engine, s, w, b, prepared) for s, w, t, b in cases if t == threads]
-            if not mine:
+    plan = round_plan(available_engines(), threads_used, lambda t: any(c[2] == t for c in cases))
+    raw, child_rss = [], {}
+    for r in range(rounds):
+        peaks: dict[str, dict] = {}
+        rows: list[dict] = []
+        for threads, items in plan:
+            for kind, name in round_order(items, r):
+                if kind == "peak":
+                    peaks.setdefault(str(threads), {})[name] = measure_precision(threads, name, seconds=max(0.3, min_seconds / 2))
+                    continue
+                mine = [engine_case(name, s, w, b, prepared) for s, w, t, b in cases if t == threads]
+                result = run_child("samplecnn.benchmarks.backbones", {"engine": name, "threads": threads, "cases": mine,
+                                                                       "min_seconds": min_seconds, "min_calls": min_calls}, threads=threads)
+                rows += result["rows"]
+                key = f"{name}, {threads} thread(s)"
+                child_rss[key] = max(child_rss.get(key, 0.0), result["peak_rss_mb"])
+        raw.append({"peak": peaks, "rows": rows})
+        log(f"  backbones round {r + 1}/{rounds} done ({time.perf_counter() - t0:.0f} s)")
+    summary = summarise(raw, lambda scale, width: preset(scale, n_tags=50, width=width).flops_per_segment())
+    return {**summary, "rounds": raw, "prepared": prepared, "child_peak_rss_mb": child_rss, "tensorrt": tensorrt_note(),
+            "models": "presets 50 tags, random weights (BatchNorm statistics randomised)", "inputs": "real audio segments (mer4q test songs)",
+            "timing": "per round: the median of each configuration's timed calls; every ratio is taken within a round, then the median "
+                      "over rounds (±spread = (max - min) / median)",
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def summarise(raw: list[dict], flops_per_segment) -> dict:
+    """Rows and peaks of the rounds ``raw`` ([{"peak": {threads: {precision: {"gflops"}}}, "rows": [child rows]}]).
+
+    Per round, a row's figure is its median call (``ms_per_segment_median``), its achieved
+    GFLOP/s that figure's rate, its fraction of peak that rate over the same round's peak of its
+    precision and thread count, and its speedup the same round's torch row over it. A row
+    reports the median over rounds of each, ``fraction_of_peak_rounds`` /
+    ``speedup_vs_torch_rounds`` (:func:`common.spread`: median, spread, flag, per-round values)
+    and the raw per-round figures in ``rounds``. ``flops_per_segment(scale, width)``.
+    """
+    by_key: dict[tuple, list[dict | None]] = {}
+    for r, one in enumerate(raw):
+        for row in one["rows"]:
+            key = (row["engine"], row["scale"], row["width"], row["threads"], row["batch"])
+            by_key.setdefault(key, [None] * len(raw))[r] = row
+    rows = []
+    for (engine, scale, width, threads, batch), per_round in by_key.items():
+        flops = flops_per_segment(scale, width)
+        precision = ENGINE_PRECISION[engine]
+        torch_rounds = by_key.get(("torch eager fp32", scale, width, threads, batch), [None] * len(raw))
+        rounds = []
+        for r, row in enumerate(per_round):
+            if row is None:
                 continue
-            result = run_child("samplecnn.benchmarks.backbones", {"engine": engine, "threads": threads, "cases": mine,
-                                                                   "min_seconds": min_seconds, "min_calls": min_calls}, threads=threads)
-            rows += result["rows"]
-            child_rss[f"{engine}, {threads} thread(s)"] = result["peak_rss_mb"]
-    torch_ms = {(r["scale"], r["width"], r["threads"], r["batch"]): r["ms_per_segment"] for r in rows if r["engine"].startswith("torch")}
-    for r in rows:
-        flops = preset(r["scale"], n_tags=50, width=r["width"]).flops_per_segment()
-        r["gflop_per_segment"] = round(flops / 1e9, 3)
-        r["achieved_gflops"] = round(flops * r["segments_per_s"] / 1e9, 1)
-        limit = peak[r["threads"]][PEAK_KEY[ENGINE_PRECISION[r["engine"]]]]
-        r["peak_precision"] = ENGINE_PRECISION[r["engine"]]
-        r["fraction_of_peak"] = round(r["achieved_gflops"] / limit, 3) if limit else None
-        base = torch_ms.get((r["scale"], r["width"], r["threads"], r["batch"]))
-        r["speedup_vs_torch"] = round(base / r["ms_per_segment"], 2) if base else None
-    return {"peak": {str(k): v for k, v in peak.items()}, "rows": rows, "prepared": prepared, "child_peak_rss_mb": child_rss,
-            "tensorrt": tensorrt_note(), "models": "presets 50 tags, random weights (BatchNorm statistics randomised)",
-            "inputs": "real audio segments (mer4q test songs)", "seconds": round(time.perf_counter() - t0, 1)}
+            ms = row["ms_per_segment_median"]
+            peak = (raw[r]["peak"].get(str(threads), {}).get(precision) or {}).get("gflops")
+            achieved = flops / (ms / 1e3) / 1e9
+            base = torch_rounds[r]
+            rounds.append({"round": r, "ms_per_segment": ms, "ms_per_segment_best": row["ms_per_segment"], "timed_calls": row["timed_calls"],
+                           "achieved_gflops": round(achieved, 1), "peak_gflops": peak,
+                           "fraction_of_peak": round(achieved / peak, 3) if peak else None,
+                           "speedup_vs_torch": round(base["ms_per_segment_median"] / ms, 3) if base else None})
+        ms = float(np.median([x["ms_per_segment"] for x in rounds]))
+        fraction = paired_ratio([x["achieved_gflops"] for x in rounds], [x["peak_gflops"] for x in rounds])
+        speeds = [x["speedup_vs_torch"] for x in rounds]
+        speedup = spread(speeds) if all(v is not None for v in speeds) else None
+        rows.append({"engine": engine, "scale": scale, "width": width, "threads": threads, "batch": batch,
+                     "ms_per_segment": round(ms, 3), "ms_per_segment_best": min(x["ms_per_segment_best"] for x in rounds),
+                     "segments_per_s": round(1e3 / ms, 2), "timed_calls": sum(x["timed_calls"] for x in rounds),
+                     "gflop_per_segment": round(flops / 1e9, 3), "achieved_gflops": round(flops / (ms / 1e3) / 1e9, 1),
+                     "peak_precision": precision, "fraction_of_peak": fraction["median"] if fraction else None,
+                     "fraction_of_peak_rounds": fraction, "speedup_vs_torch": speedup["median"] if speedup else None,
+                     "speedup_vs_torch_rounds": speedup, "rounds": rounds})
+    rows.sort(key=lambda row: (ENGINES.index(row["engine"]), row["threads"]))  # stable: the grid's order inside
+    return {"peak": summarise_peaks(raw), "rows": rows}
+
+
+def summarise_peaks(raw: list[dict]) -> dict:
+    """{threads: {fp32_gflops, bf16_gflops, int8_gops (medians over rounds; None: not measured),
+    "rounds": {precision: spread}, "best_kernel": {precision: GEMM of the median round}}}."""
+    out: dict[str, dict] = {}
+    for threads in sorted({t for one in raw for t in one["peak"]}, key=int):
+        summary: dict = {"threads": int(threads), "rounds": {}, "best_kernel": {}}
+        for precision in PRECISIONS:
+            got = [one["peak"].get(threads, {}).get(precision) for one in raw]
+            values = [g["gflops"] for g in got if g and g.get("gflops")]
+            summary[PEAK_KEY[precision]] = spread(values)["median"] if values else None
+            if values:
+                summary["rounds"][precision] = spread(values)
+                details = [g["detail"] for g in got if g and g.get("gflops")]
+                middle = details[int(np.argsort(values)[len(values) // 2])]
+                summary["best_kernel"][precision] = max(middle, key=middle.get)
+        out[threads] = summary
+    return out
 
 
 def tensorrt_note() -> str:
@@ -190,16 +279,37 @@ def tensorrt_note() -> str:
     return "tensorrt is importable, but engines need a CUDA GPU: run benchmarks/gpu.py there"
 
 
+def _pm(figure: dict | None, percent: bool = False) -> str:
+    """'median±spread%' of a :func:`common.spread` dict ('!' when flagged); '' without one."""
+    if not figure:
+        return ""
+    value = f"{100 * figure['median']:.1f}%" if percent else f"{figure['median']:.2f}"
+    return f"{value}±{100 * figure['spread']:.0f}%{'!' if figure['flagged'] else ''}"
+
+
+def format_peaks(peak: dict) -> list[str]:
+    """One line per thread count: each precision's peak (median over rounds ± spread) and its best GEMM."""
+    lines = []
+    for threads, p in peak.items():
+        parts = []
+        for precision in PRECISIONS:
+            value, figure = p.get(PEAK_KEY[precision]), (p.get("rounds") or {}).get(precision)
+            unit = "GOP/s" if precision == "int8" else "GFLOP/s"
+            spread_text = f" ±{100 * figure['spread']:.0f}%" if figure else ""
+            kernel = (p.get("best_kernel") or {}).get(precision)
+            parts.append(f"{precision} {value} {unit}{spread_text}" + (f" ({kernel})" if kernel else ""))
+        lines.append(f"measured peak, {threads} thread(s): " + "; ".join(parts))
+    return lines
+
+
 def format_table(result: dict) -> str:
-    lines = [f"{'engine':<17} {'scale':>5} {'width':>5} {'thr':>3} {'batch':>5} {'ms/seg':>8} {'seg/s':>7} {'GFLOP/s':>8} {'% peak':>7} {'x torch':>7}"]
+    lines = [f"{'engine':<17} {'scale':>5} {'width':>5} {'thr':>3} {'batch':>5} {'ms/seg':>8} {'seg/s':>7} {'GFLOP/s':>8} {'% peak':>13} {'x torch':>12}"]
     for r in result["rows"]:
-        speed = "" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.2f}"
         lines.append(f"{r['engine']:<17} {r['scale']:>5} {r['width']:>5g} {r['threads']:>3} {r['batch']:>5} {r['ms_per_segment']:>8.2f} "
-                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {100 * (r['fraction_of_peak'] or 0):>6.1f}% {speed:>7}")
-    for threads, p in result["peak"].items():
-        lines.append(f"measured peak, {threads} thread(s): fp32 {p['fp32_gflops']} GFLOP/s, bf16 {p.get('bf16_gflops')} GFLOP/s, "
-                     f"int8 {p['int8_gops']} GOP/s  {p['detail']}")
-    lines.append(f"TensorRT fp16/int8: {result['tensorrt']}")
+                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {_pm(r.get('fraction_of_peak_rounds'), True):>13} "
+                     f"{_pm(r.get('speedup_vs_torch_rounds')):>12}")
+    lines += format_peaks(result["peak"])
+    lines.append(f"(median over rounds, ±spread = (max - min) / median, ! = spread > 10%) TensorRT fp16/int8: {result['tensorrt']}")
     return "\n".join(lines)
 
 
@@ -255,8 +365,9 @@ def plot(result: dict, path: Path, pipeline: dict | None = None) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=float, action="append", help="channel widths to measure (default: 1.0 and 0.25)")
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per configuration (best call is reported)")
-    parser.add_argument("--min-calls", type=int, default=1, help="timed calls per configuration at least")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per configuration and round (its median call is its figure)")
+    parser.add_argument("--min-calls", type=int, default=1, help="timed calls per configuration and round at least")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the grid, each with its own GEMM peaks (median and spread over rounds)")
     parser.add_argument("--quick", action="store_true", help="smoke run: width 0.125 only, a few calls (numbers are meaningless)")
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="cache of checkpoints, bundles and segments")
 
@@ -274,7 +385,7 @@ def main() -> None:
     widths = [0.125] if args.quick else (args.widths or [1.0, 0.25])
     result = {"machine": machine_info()}
     result.update(run(widths=widths, min_seconds=0.05 if args.quick else args.min_seconds, min_calls=1 if args.quick else args.min_calls,
-                      workdir=Path(args.workdir)))
+                      workdir=Path(args.workdir), rounds=1 if args.quick else args.rounds))
     print(format_table(result))
     write_json(Path(args.json), result)
     plot(result, Path(args.plot))

@@ -100,6 +100,40 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
 
 
+# --- rounds: figures measured side by side, A B ... B A ---------------------------------------
+#
+# This VM's speed drifts within a run and varies by up to 30% between runs, so a ratio of two
+# figures measured minutes apart says more about the drift than about the engines. Every
+# comparison is therefore made inside one round (its two figures measured one after the other),
+# and the order of a round is reversed every other round, so a linear drift favours neither
+# side. A ratio is reported as the median of its per-round values, with their spread.
+
+SPREAD_FLAG = 0.10  # a figure whose rounds spread more than 10% of their median is flagged
+
+
+def spread(values: list[float]) -> dict:
+    """Median, spread = (max - min) / median, flag (spread > SPREAD_FLAG) and the per-round values."""
+    values = [float(v) for v in values]
+    median = float(np.median(values))
+    width = (max(values) - min(values)) / median if median else float("nan")
+    return {"median": round(median, 3), "spread": round(width, 3), "flagged": bool(width > SPREAD_FLAG), "rounds": [round(v, 3) for v in values]}
+
+
+def paired_ratio(numerators: list[float | None], denominators: list[float | None]) -> dict | None:
+    """:func:`spread` of the per-round ratios numerator[r] / denominator[r] (each pair measured in
+    the same round); None when the rounds do not pair up or a figure is missing or zero."""
+    if not numerators or len(numerators) != len(denominators):
+        return None
+    if any(v is None for v in numerators) or any(not d for d in denominators):
+        return None
+    return spread([a / b for a, b in zip(numerators, denominators)])
+
+
+def round_order(items: list, round_index: int) -> list:
+    """The order of one round: as given in even rounds, reversed in odd ones (A B C, C B A, ...)."""
+    return list(items) if round_index % 2 == 0 else list(reversed(items))
+
+
 # --- child processes ---------------------------------------------------------------------------
 
 

@@ -1,11 +1,19 @@
-"""The machine's measured compute limit: the best of several fp32 GEMMs and an int8 GEMM, per thread count.
+"""The machine's measured compute limit per precision and thread count: the best of several GEMMs.
 
 Every backbone figure is read against these (achieved GFLOP/s = flops_per_segment x segments/s),
-so "fraction of peak" means fraction of what this CPU's best GEMM kernels reach right now,
-on the same cores, in the same run. fp32: numpy's BLAS, onnxruntime's MatMul (MLAS) and
-torch.mm (MKL) and OpenVINO's MatMul on square and convolution-shaped GEMMs; the best of all is the peak. int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; uses
-VNNI/AMX where the CPU has them). bf16 (CPUs with avx512_bf16 / amx_bf16, OpenVINO installed): OpenVINO's MatMul
-with the bf16 precision hint, the best of square and conv-shaped. Run alone:
+so "fraction of peak" means the fraction of what this CPU's best GEMM kernels reach on the same
+cores at the same moment: ``benchmarks/backbones.py`` measures the peak of each precision in
+every round, next to the backbones of that precision (:func:`measure_precision`), and divides
+figures of the same round. A GEMM's rate is the median of its timed calls (as the backbones'
+figures are); the peak is the best GEMM of its precision:
+
+- fp32: numpy's BLAS, onnxruntime's MatMul (MLAS), torch.mm (MKL) and OpenVINO's MatMul, on
+  square and convolution-shaped GEMMs;
+- int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; VNNI/AMX where the CPU has them);
+- bf16 (CPUs with avx512_bf16 / amx_bf16, OpenVINO installed): OpenVINO's MatMul with the bf16
+  precision hint, square and conv-shaped.
+
+Run alone:
 
     python -m samplecnn.benchmarks.peak [--threads 1 --threads 2] [--seconds 1]
 """
@@ -25,6 +33,14 @@ from .common import report_child, run_child, time_calls
 # so a convolution can never be credited with more than 100% of what a GEMM reaches here.
 FP32_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (16384, 640, 128), (8192, 384, 128))
 INT8_SIZE = 4096  # int8 kernels are 4-20x faster; a bigger GEMM keeps each call > 10 ms
+PRECISIONS = ("fp32", "bf16", "int8")
+PEAK_KEY = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}
+
+
+def _rate(shape: tuple[int, int, int], times: list[float]) -> float:
+    """G(FL)OP/s of an (m, k) x (k, n) GEMM at the median of its timed calls."""
+    m, k, n = shape
+    return 2 * m * k * n / float(np.median(times)) / 1e9
 
 
 def _matmul_model(shape: tuple[int, int, int], int8: bool):
@@ -63,7 +79,7 @@ def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: fl
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (m, k), dtype=np.uint8) if int8 else rng.standard_normal((m, k), dtype=np.float32)
     times = time_calls(lambda: session.run(None, {"a": a}), min_seconds=seconds, min_calls=3)
-    return 2 * m * k * n / min(times) / 1e9
+    return _rate(shape, times)
 
 
 def _openvino_gemm(shape: tuple[int, int, int], hint: str, threads: int, seconds: float) -> float | None:
@@ -84,7 +100,7 @@ def _openvino_gemm(shape: tuple[int, int, int], hint: str, threads: int, seconds
     request = compiled.create_infer_request()
     a = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
     times = time_calls(lambda: request.infer({0: a}, share_inputs=True), min_seconds=seconds, min_calls=3)
-    return 2 * m * k * n / min(times) / 1e9
+    return _rate(shape, times)
 
 
 def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
@@ -93,7 +109,7 @@ def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     out = np.empty((m, n), np.float32)
     times = time_calls(lambda: np.matmul(a, b, out=out), min_seconds=seconds, min_calls=3)
-    return 2 * m * k * n / min(times) / 1e9
+    return _rate(shape, times)
 
 
 def _torch_gemms(threads: int, seconds: float) -> dict[str, float]:
@@ -107,37 +123,47 @@ def _torch_gemms(threads: int, seconds: float) -> dict[str, float]:
     for m, k, n in FP32_SHAPES[1:3]:
         a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
         times = time_calls(lambda: torch.mm(a, b, out=c), min_seconds=seconds, min_calls=3)
-        out[f"torch.mm fp32 {m}x{k}x{n}"] = round(2 * m * k * n / min(times) / 1e9, 1)
+        out[f"torch.mm fp32 {m}x{k}x{n}"] = round(_rate((m, k, n), times), 1)
     return out
 
 
 def child(spec: dict) -> dict:
+    """The peak of each precision in ``spec["precisions"]`` (default all) with ``spec["threads"]`` threads."""
     threads, seconds = spec["threads"], spec["seconds"]
+    wanted = spec.get("precisions") or PRECISIONS
     detail = {}
-    for shape in FP32_SHAPES:
-        name = "x".join(map(str, shape))
-        detail[f"numpy matmul fp32 {name}"] = round(_numpy_gemm(shape, seconds / 2), 1)
-        detail[f"onnxruntime MatMul fp32 {name}"] = round(_ort_gemm(shape, False, threads, seconds / 2), 1)
-    detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"] = round(_ort_gemm((INT8_SIZE,) * 3, True, threads, seconds), 1)
+    if "fp32" in wanted:
+        for shape in FP32_SHAPES:
+            name = "x".join(map(str, shape))
+            detail[f"numpy matmul fp32 {name}"] = round(_numpy_gemm(shape, seconds / 2), 1)
+            detail[f"onnxruntime MatMul fp32 {name}"] = round(_ort_gemm(shape, False, threads, seconds / 2), 1)
+    if "int8" in wanted:
+        detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"] = round(_ort_gemm((INT8_SIZE,) * 3, True, threads, seconds), 1)
     # bf16: OpenVINO's MatMul with the bf16 hint (AVX512-BF16 / AMX-BF16 kernels), square and conv-shaped;
     # its f32 MatMul joins the fp32 candidates, so fp32 rows are never read against a lower peak.
     native_bf16 = any(f in _cpu_flags() for f in ("avx512_bf16", "amx_bf16"))
     for shape in (FP32_SHAPES[1], FP32_SHAPES[2]):
         name = "x".join(map(str, shape))
-        f32 = _openvino_gemm(shape, "f32", threads, seconds / 2)
-        if f32 is not None:
-            detail[f"openvino MatMul fp32 {name}"] = round(f32, 1)
-            if native_bf16:
-                detail[f"openvino MatMul bf16 {name}"] = round(_openvino_gemm(shape, "bf16", threads, seconds / 2), 1)
-    detail.update(_torch_gemms(threads, seconds / 2))  # last: its OpenMP pool would spin under the others
-    bf16 = [v for k, v in detail.items() if " bf16 " in k]
-    return {
-        "threads": threads,
-        "fp32_gflops": max(v for k, v in detail.items() if "fp32" in k),
-        "bf16_gflops": max(bf16) if bf16 else None,
-        "int8_gops": detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"],
-        "detail": detail,
-    }
+        if "fp32" in wanted:
+            f32 = _openvino_gemm(shape, "f32", threads, seconds / 2)
+            if f32 is not None:
+                detail[f"openvino MatMul fp32 {name}"] = round(f32, 1)
+        if "bf16" in wanted and native_bf16:
+            bf16 = _openvino_gemm(shape, "bf16", threads, seconds / 2)
+            if bf16 is not None:
+                detail[f"openvino MatMul bf16 {name}"] = round(bf16, 1)
+    if "fp32" in wanted:
+        detail.update(_torch_gemms(threads, seconds / 2))  # last: its OpenMP pool would spin under the others
+    return {"threads": threads, **peaks_of(detail), "detail": detail}
+
+
+def peaks_of(detail: dict[str, float]) -> dict[str, float | None]:
+    """{fp32_gflops, bf16_gflops, int8_gops}: the best GEMM of each precision in ``detail`` (None: not measured)."""
+    best = {}
+    for precision, key in PEAK_KEY.items():
+        rates = [v for name, v in detail.items() if f" {precision} " in name or (precision == "int8" and "MatMulInteger" in name)]
+        best[key] = max(rates) if rates else None
+    return best
 
 
 def _cpu_flags() -> set[str]:
@@ -147,8 +173,14 @@ def _cpu_flags() -> set[str]:
 
 
 def measure(threads_list: list[int], seconds: float = 1.0) -> dict[int, dict]:
-    """{threads: {fp32_gflops, int8_gops, detail}}, each thread count in its own process."""
+    """{threads: {fp32_gflops, bf16_gflops, int8_gops, detail}}, each thread count in its own process."""
     return {t: run_child("samplecnn.benchmarks.peak", {"threads": t, "seconds": seconds}, threads=t) for t in threads_list}
+
+
+def measure_precision(threads: int, precision: str, seconds: float) -> dict:
+    """One precision's peak in a fresh process: {"gflops": the best GEMM (None: none ran), "detail": {GEMM: rate}}."""
+    got = run_child("samplecnn.benchmarks.peak", {"threads": threads, "seconds": seconds, "precisions": [precision]}, threads=threads)
+    return {"gflops": got[PEAK_KEY[precision]], "detail": got["detail"]}
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from samplecnn.runtime.audio import audio_info, iter_audio_blocks
 from samplecnn.runtime.streaming import StreamSegmenter, resampled_length
 from samplecnn.runtime.tagger import Tagger, expand_inputs
 
-from .common import EXAMPLES, peak_rss_mb, percentile, report_child, run_child
+from .common import EXAMPLES, SPREAD_FLAG, paired_ratio, peak_rss_mb, percentile, report_child, round_order, run_child, spread
 
 
 def playlist(minutes: float) -> list[str]:
@@ -242,41 +242,48 @@ print(song, [checkpoints[0].labels[i] for i in np.argsort(-scores)[:5]])
 """
 
 
+COLD_WARM, COLD_FIRST, COLD_TORCH = "samplecnn infer (onnxruntime)", "samplecnn infer, first start (empty graph cache)", "torch process"
+
+
 def cold_start(bundle: str | None, checkpoints: list[str], song: str, repeat: int = 3) -> dict:
     """Process start to first result (one song, then exit): `samplecnn infer` vs a torch process.
 
-    Alternated, after one untimed run of each (so every process finds the files in the page
+    ``repeat`` rounds after one untimed round (so every process finds the files in the page
     cache and `samplecnn infer` finds its optimised graphs in the graph cache, as on every start
-    after a machine's first). The first start with an empty graph cache (onnxruntime optimises
-    every graph, then stores it) is timed as its own row. The graph caches are private to the
-    run. ``bundle`` None: `samplecnn infer` with the installed default model (no --bundle)."""
+    after a machine's first); each round runs the three commands one after the other (reversed
+    every other round), and the ratios are taken within a round (:func:`cold_start_summary`).
+    The first start with an empty graph cache (onnxruntime optimises every graph, then stores
+    it) is its own row. The graph caches are private to the run. ``bundle`` None: `samplecnn
+    infer` with the installed default model (no --bundle)."""
     import tempfile
 
     chosen = ["--bundle", bundle] if bundle else []
     infer = _cli() + ["infer", *chosen, "--no-progress", song]
-    warm, first = "samplecnn infer (onnxruntime)", "samplecnn infer, first start (empty graph cache)"
-    commands = {warm: infer, first: infer,
-                "torch process": [sys.executable, "-c", _TORCH_COLD_START, str(TORCH_BATCH), song, *checkpoints]}
+    commands = {COLD_WARM: infer, COLD_FIRST: infer,
+                COLD_TORCH: [sys.executable, "-c", _TORCH_COLD_START, str(TORCH_BATCH), song, *checkpoints]}
     times: dict[str, list[float]] = {name: [] for name in commands}
     with tempfile.TemporaryDirectory(prefix="samplecnn-cold-") as caches:
         for attempt in range(repeat + 1):
-            for name, command in commands.items():
-                folder = os.path.join(caches, "warm" if name == warm else f"empty-{attempt}")
+            for name in round_order(list(commands), attempt):
+                folder = os.path.join(caches, "warm" if name == COLD_WARM else f"empty-{attempt}")
                 env = {**os.environ, "SAMPLECNN_ONNXRUNTIME_CACHE": folder}
                 t0 = time.perf_counter()
-                done = subprocess.run(command, capture_output=True, text=True, env=env)
+                done = subprocess.run(commands[name], capture_output=True, text=True, env=env)
                 elapsed = time.perf_counter() - t0
                 if done.returncode != 0:
                     raise RuntimeError(f"cold start of {name} failed:\n{done.stderr[-2000:]}")
                 if attempt:
                     times[name].append(elapsed)
+    return {"song": song, **cold_start_summary(times)}
+
+
+def cold_start_summary(times: dict[str, list[float]]) -> dict:
+    """Medians of each command's runs, and the per-round ratios samplecnn / torch (median, spread)."""
     medians = {name: round(float(np.median(t)), 3) for name, t in times.items()}
-    torch_s = medians["torch process"]
-    return {"song": song, "median_s": medians, "runs_s": times, "ratio": round(medians[warm] / torch_s, 3),
-            "ratio_first_start": round(medians[first] / torch_s, 3)}
-
-
-SPREAD_FLAG = 0.10  # a figure whose rounds spread more than 10% of their median is flagged
+    warm = paired_ratio(times[COLD_WARM], times[COLD_TORCH])
+    first = paired_ratio(times[COLD_FIRST], times[COLD_TORCH])
+    return {"median_s": medians, "runs_s": times, "ratio": warm["median"], "ratio_rounds": warm,
+            "ratio_first_start": first["median"], "ratio_first_start_rounds": first}
 
 
 def runtime_engines(precisions=("fp32", "int8")) -> dict[str, dict]:
@@ -295,19 +302,20 @@ def runtime_engines(precisions=("fp32", "int8")) -> dict[str, dict]:
     return engines
 
 
-def spread(values: list[float]) -> dict:
-    """Median, (max - min) / median and the flag of a figure measured once per round."""
-    median = float(np.median(values))
-    width = (max(values) - min(values)) / median if median else float("nan")
-    return {"median": round(median, 3), "spread": round(width, 3), "flagged": bool(width > SPREAD_FLAG), "rounds": [round(v, 3) for v in values]}
+# Engine pairs whose songs/s ratio each block reports (per round, then the median): the issue's
+# OpenVINO-vs-onnxruntime goals, and int8 against fp32 on onnxruntime.
+PAIRS = (("openvino bf16", "onnxruntime fp32"), ("openvino int8", "onnxruntime int8"), ("openvino fp32", "onnxruntime fp32"),
+         ("onnxruntime int8", "onnxruntime fp32"))
+BASELINES = {"vs_torch": "torch eager fp32", "vs_musicnn": "musicnn"}
 
 
 def compare(bundle: str, checkpoints: list[str] | None, paths: list[str], *, rounds: int = 3, precisions=("fp32", "int8"),
             rss_file: str | None = None, cold_repeat: int = 3, musicnn: bool = True, log=print) -> dict:
     """Runtime pipelines (default settings), torch eager (when ``checkpoints``) and musicnn (when
-    its environment exists) on the same songs, in interleaved rounds: every engine once per round
-    (A B C A B C ...), each in a fresh process; every figure is the median over rounds with its
-    spread, and ratios are taken within a round (engine / torch of the same round) before the median."""
+    its environment exists) on the same songs, in interleaved rounds: every engine once per round,
+    each in a fresh process, the order reversed every other round (A B C, C B A, ...). Every
+    ratio is taken within a round, then the median over rounds with its spread
+    (:func:`summarise`); the raw per-round wall times stay in each row."""
     from . import musicnn_speed
 
     engines = {name: {**spec, "bundle": bundle, "paths": paths, "repeat": 1} for name, spec in runtime_engines(precisions).items()}
@@ -316,38 +324,24 @@ def compare(bundle: str, checkpoints: list[str] | None, paths: list[str], *, rou
     absent = {}
     results: dict[str, list[dict]] = {name: [] for name in engines}
     for r in range(rounds):
-        for name, spec in engines.items():
-            results[name].append(run_child("samplecnn.benchmarks.pipeline_profile", {**spec, "latencies": r == 0}))
-        if musicnn and "musicnn" not in absent:
-            got = musicnn_speed.run_round(paths)
-            if "absent" in got:
-                absent["musicnn"] = got["absent"]
-            else:
-                got.update(segments={}, failed=[], peak_rss_mb=None, passes_wall_s=[got["wall_s"]])
-                results.setdefault("musicnn", []).append(got)
+        for name in round_order(list(engines) + (["musicnn"] if musicnn else []), r):
+            if name != "musicnn":
+                results[name].append(run_child("samplecnn.benchmarks.pipeline_profile", {**engines[name], "latencies": r == 0}))
+            elif "musicnn" not in absent:
+                got = musicnn_speed.run_round(paths)
+                if "absent" in got:
+                    absent["musicnn"] = got["absent"]
+                else:
+                    got.update(segments={}, failed=[], peak_rss_mb=None, passes_wall_s=[got["wall_s"]])
+                    results.setdefault("musicnn", []).append(got)
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]['wall_s']:.1f} s" for n, v in results.items() if v))
     from samplecnn.trainer.model import BackboneConfig
 
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     flops = {s["name"]: BackboneConfig.from_dict(s["config"]).flops_per_segment() for s in manifest["scales"]}
-    rows = []
-    for name, per_round in results.items():
-        row = pipeline_row(name, per_round[0], flops if name != "musicnn" else {})
-        walls = [x["wall_s"] for x in per_round]
-        row["wall_s"] = round(float(np.median(walls)), 2)
-        row["songs_per_s"] = round(row["songs"] / row["wall_s"], 3)
-        row["x_realtime"] = round(row["audio_s"] / row["wall_s"], 1)
-        if name != "musicnn":
-            row["achieved_gflops"] = round(sum(flops[s] * n for s, n in per_round[0]["segments"].items()) / row["wall_s"] / 1e9, 1)
-        row["x_realtime_rounds"] = spread([x["audio_s"] / x["wall_s"] for x in per_round])
-        for base in ("torch eager fp32", "musicnn"):
-            if base in results and len(results[base]) == len(per_round):
-                ratios = [b["wall_s"] / x["wall_s"] for x, b in zip(per_round, results[base])]  # same songs: songs/s ratio
-                row["vs_" + base.split()[0]] = spread(ratios)
-        row["speedup_vs_torch"] = row.get("vs_torch", {}).get("median")
-        rows.append(row)
+    rows, ratios = summarise(results, flops)
     reference = results.get("onnxruntime fp32", [{}])[0].get("top5")
-    out = {"bundle": bundle, "checkpoints": checkpoints, "songs": paths, "rounds": rounds, "rows": rows, "absent": absent,
+    out = {"bundle": bundle, "checkpoints": checkpoints, "songs": paths, "rounds": rounds, "rows": rows, "ratios": ratios, "absent": absent,
            "flagged": [r["pipeline"] for r in rows if r["x_realtime_rounds"]["flagged"]],
            "top5_agreement_vs_ort_fp32": {name: top5_agreement(reference, r[0]["top5"]) for name, r in results.items()
                                           if reference and name not in ("onnxruntime fp32", "musicnn")}}
@@ -356,6 +350,43 @@ def compare(bundle: str, checkpoints: list[str] | None, paths: list[str], *, rou
         log(f"  cold start: {out['cold_start']['median_s']}")
     out["peak_rss"] = [peak_rss(bundle, p, rss_file or paths[0]) for p in precisions]
     return out
+
+
+def summarise(results: dict[str, list[dict]], flops: dict[str, int]) -> tuple[list[dict], dict[str, dict]]:
+    """(rows, paired ratios) of the per-round results {pipeline: [child result of round 0, 1, ...]}.
+
+    Every pipeline ran the same songs in each round, so a songs/s ratio of one round is the
+    inverse ratio of its wall times. A row: the first round's details, wall time / songs/s / x
+    real time at the median round, ``x_realtime_rounds`` (median, spread, per round), the raw
+    ``wall_s_rounds``, and ``vs_torch`` / ``vs_musicnn`` (its speed over the baseline's, per
+    round). ``ratios``: {"A / B": songs/s of A over B, per round} for :data:`PAIRS`.
+    """
+    rows = []
+    walls = {name: [x["wall_s"] for x in per_round] for name, per_round in results.items()}
+    for name, per_round in results.items():
+        row = pipeline_row(name, per_round[0], flops if name != "musicnn" else {})
+        wall = float(np.median(walls[name]))
+        row["wall_s"] = round(wall, 2)
+        row["songs_per_s"] = round(row["songs"] / wall, 3)
+        row["x_realtime"] = round(row["audio_s"] / wall, 1)
+        if name != "musicnn":
+            row["achieved_gflops"] = round(sum(flops[s] * n for s, n in per_round[0]["segments"].items()) / wall / 1e9, 1)
+        row["wall_s_rounds"] = [round(w, 3) for w in walls[name]]
+        row["x_realtime_rounds"] = spread([x["audio_s"] / x["wall_s"] for x in per_round])
+        for key, base in BASELINES.items():
+            if base in walls:
+                ratio = paired_ratio(walls[base], walls[name])
+                if ratio:
+                    row[key] = ratio
+        row["speedup_vs_torch"] = row.get("vs_torch", {}).get("median")
+        rows.append(row)
+    ratios = {}
+    for a, b in PAIRS:
+        if a in walls and b in walls:
+            ratio = paired_ratio(walls[b], walls[a])
+            if ratio:
+                ratios[f"{a} / {b}"] = ratio
+    return rows, ratios
 
 
 def format_compare(result: dict, title: str) -> str:
@@ -369,13 +400,16 @@ def format_compare(result: dict, title: str) -> str:
         rt = ratio(r, "x_realtime_rounds").split("±")[-1]
         lines.append(f"{r['pipeline']:<20}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{str(r['x_realtime']) + '±' + rt:>14}"
                      f"{r['latency_p50_s']:>7}{r['achieved_gflops']:>8}{ratio(r, 'vs_torch'):>14}{ratio(r, 'vs_musicnn'):>14}")
+    for pair, v in result.get("ratios", {}).items():
+        lines.append(f"songs/s {pair} (per round, median): {v['median']}±{100 * v['spread']:.0f}%{'!' if v['flagged'] else ''}")
     for name, why in result.get("absent", {}).items():
         lines.append(f"{name}: absent ({why})")
     for name, a in result["top5_agreement_vs_ort_fp32"].items():
         lines.append(f"top-5 agreement of {name} with onnxruntime fp32: mean {a['mean']:.3f}, worst song {a['min']:.2f} ({a['songs']} songs)")
     c = result.get("cold_start")
     if c:
-        lines.append("cold start (one song, process start to exit): " + ", ".join(f"{k} {v} s" for k, v in c["median_s"].items()) + f"; ratio {c['ratio']}")
+        lines.append("cold start (one song, process start to exit): " + ", ".join(f"{k} {v} s" for k, v in c["median_s"].items())
+                     + f"; ratio {c['ratio']}" + (f" ±{100 * c['ratio_rounds']['spread']:.0f}% (per round)" if c.get("ratio_rounds") else ""))
     for r in result["peak_rss"]:
         lines.append(f"peak RSS of samplecnn infer ({r['precision']}, default settings, {r['audio_h'] * 60:.1f} min file): {r['peak_rss_mb']} MB")
     return "\n".join(lines)
