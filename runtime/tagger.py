@@ -43,13 +43,15 @@ def result_heads(bundle: Bundle) -> list[tuple[str, tuple[str, ...]]]:
 # Default batch sizes, measured on the 2-core dev machine (benchmarks/pipeline_profile.py):
 # CPU throughput stops improving around batch 8, while memory grows with the batch by about
 # BYTES_PER_FIRST_LAYER_VALUE x (the first conv's output: segment/m frames x C0 channels) per
-# segment (full-width 3^9 fp32: +50 MB per segment, int8: +6 MB). So the CPU default is the
-# largest batch <= MAX_CPU_BATCH whose activations fit ACTIVATION_BUDGET_BYTES, which keeps
-# `samplecnn infer` near its 200 MB peak-RSS target: full-width presets run fp32 at batch 1,
-# int8 at batch 8; small (width 0.5 and below) models run batch 8 either way.
+# segment. So the CPU default is the largest batch <= MAX_CPU_BATCH whose activations fit
+# ACTIVATION_BUDGET_BYTES, which keeps `samplecnn infer` under its 200 MB peak-RSS target.
+# int8: 5 since onnxruntime's sessions share one arena (backends/ort.py) and the int8 graphs
+# keep a float stem: `samplecnn infer` on the full-width presets peaked at 145 / 158 / 175 /
+# 199 MB at batch 3 / 4 / 5 / 8 on the 2.2 min example, at the same speed (2026-11-30), so
+# full-width int8 runs batch 4-5 (3^9 4); fp32: full-width batch 1; width 0.5 and below: batch 8.
 MAX_CPU_BATCH = 8
 ACTIVATION_BUDGET_BYTES = 56 << 20
-BYTES_PER_FIRST_LAYER_VALUE = {"fp32": 20, "fp16": 10, "int8": 3}
+BYTES_PER_FIRST_LAYER_VALUE = {"fp32": 20, "fp16": 10, "int8": 5}
 GPU_BATCH = 16  # the TensorRT engines' optimal profile batch (export.tensorrt.DEFAULT_PROFILE)
 DEFAULT_DECODE_WORKERS = 1  # one decoder keeps ahead of inference here (decode is 1-5% of the time)
 

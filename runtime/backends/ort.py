@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,33 @@ def cuda_available() -> bool:
     return CUDA in available_providers()
 
 
+_shared_arena_lock = threading.Lock()
+_shared_arena_registered = False
+
+
+def _shared_cpu_arena(ort) -> None:
+    """Register, once per process, the CPU arena every session of this backend allocates from.
+
+    Activations come from one arena shared by all sessions (``session.use_env_allocators``): it
+    grows to the largest single run of any of them and every later run reuses it. Per-session
+    arenas kept each session's own high-water mark (970 vs 430 MB peak for the full-width presets
+    at batch 8 fp32). No arena handed every activation back to malloc, and under `samplecnn
+    infer`'s 1 MB mmap threshold (runtime/infer.py) each run page-faulted its activations in
+    afresh: ~300,000 minor faults and ~0.6 s of kernel time per 30 s song at full width fp32
+    (shared arena: ~9,000 and 0.03 s). Measured 2026-11-30 on the loaded 2-core VM, interleaved:
+    a cold `samplecnn infer` of one song 4.13 -> 2.80 s (full width, fp32), 2.2 min example
+    10.8 -> 6.9 s, same output; peak RSS +9 MB fp32 on a 20 min file (int8: see the batch budget
+    in runtime/tagger.py). ``arena_extend_strategy`` 1 (kSameAsRequested): grow by what a run
+    asks for, not by powers of two.
+    """
+    global _shared_arena_registered
+    with _shared_arena_lock:
+        if not _shared_arena_registered:
+            memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(memory, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+            _shared_arena_registered = True
+
+
 def _options(ort, threads: int, optimise: bool):
     options = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
@@ -46,10 +74,11 @@ def _options(ort, threads: int, optimise: bool):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: the optimizer's notices are not user-facing
-    # Without the arena and memory patterns, activations are freed after each run instead of
-    # kept at their high-water mark: measured 430 vs 970 MB peak for the full-width presets
-    # at batch 8 fp32, for 0-10% of speed (benchmarks/pipeline_profile.py).
-    options.enable_cpu_mem_arena = False
+    # One arena shared by every session of the process (see _shared_cpu_arena); memory
+    # patterns off: they pre-plan one block per session and input shape.
+    _shared_cpu_arena(ort)
+    options.enable_cpu_mem_arena = True
+    options.add_session_config_entry("session.use_env_allocators", "1")
     options.enable_mem_pattern = False
     # A Tagger holds one session per scale; with spinning on, each idle session's pool
     # keeps busy-waiting on the cores the running one needs. Off: pipeline measured 15%
