@@ -7,17 +7,21 @@ Readers go by column names, not by who wrote the file, so one reader takes:
   error}``;
 - ``samplecnn infer --out x.csv``: ``path, duration, top_<head>`` ("label:score;..."),
   ``<head>:<label>`` score columns, ``embedding`` (space-separated);
-- catalogue Parquet (runtime/catalogue_store; pyarrow is imported only for .parquet):
+- catalogue Parquet (runtime/catalogue_store):
   ``OUT_DIR/songs/part-*.parquet`` with ``path``, ``duration``, ``n_segments:<scale>``, per
   head ``top_<head>`` and ``<head>:<label>`` score columns, ``embedding`` (fixed-size float32
   list), and ``OUT_DIR/errors/part-*.parquet`` (``path``, ``reason``). Also tolerated: top
   tags alone (``top_<head>`` as "a;b", "a:0.9;b:0.8", [label, score] pairs or a label list
   with scores in ``top_scores_<head>``), a ``scores`` map, failures as rows with ``error``.
 
-Speed (benchmarks/report_speed.py): JSON Lines are decoded by orjson (samplecnn[plot]; the
-standard json module reads what orjson refuses, so both accept the same lines), scores are
-collected as flat lists and converted to float32 a block of rows at a time, CSV score cells a
-block at a time, catalogue Parquet column by column.
+Speed (benchmarks/report_speed.py, 100,000 rows): JSON Lines are decoded by orjson (the
+standard json module reads what orjson refuses, so both accept the same lines) and rows of
+the first scored row's heads and labels take a lean path: scores wait as flat lists and a
+block of rows is one float conversion (:class:`_JsonLines`); CSV score columns are read by
+pyarrow.csv (:func:`_read_csv_arrow`; the csv module reads what pyarrow refuses); catalogue
+Parquet column by column, the next row group decoded by a worker thread while one is added
+(:func:`read_parquets`); embeddings only for the songs the reservoir keeps, a batch at a
+time. orjson and pyarrow come with samplecnn[plot] and are imported when a file needs them.
 
 Bad rows never stop a report: an unparseable line, a row cut short by a killed run, a row
 whose heads or labels differ from the first row's (another bundle), a row without a path:
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import re
 import sys
 from array import array
@@ -109,22 +112,37 @@ class _Collector:
         self.top_score: dict[str, array] = {}
         self.heads: tuple[str, ...] | None = None
         self.has_scores: bool | None = None
-        self.embeddings: list[np.ndarray] = []
-        self.embedding_rows: list[int] = []
+        self.embeddings: np.ndarray | None = None  # (MAX_MAP_SONGS, D) float32 once D is known
+        self.embedding_rows = np.full(MAX_MAP_SONGS, -1, np.int64)
+        self.embedding_kept = np.zeros(MAX_MAP_SONGS, bool)
         self.embedding_dim: int | None = None
         self.n_with_embedding = 0
         self.failures: list[tuple[str, str]] = []
         self.skipped: Counter = Counter()
-        self.rng = random.Random(seed)
+        self.rng = np.random.default_rng(seed)
 
     def keep_embedding(self) -> int | None:
-        """Reservoir sampling: the slot for the next song's embedding, or None (not kept)."""
+        """Reservoir sampling (algorithm R): the slot for the next song's embedding, or None
+        (not kept). Past the first MAX_MAP_SONGS songs each song takes one uniform draw, so
+        :meth:`reserve` of a block gives the same slots as one call per song."""
         seen = self.n_with_embedding
         self.n_with_embedding += 1
         if seen < MAX_MAP_SONGS:
             return seen
-        slot = self.rng.randrange(seen + 1)
+        slot = min(int(self.rng.random() * (seen + 1)), seen)
         return slot if slot < MAX_MAP_SONGS else None
+
+    def reserve(self, k: int) -> np.ndarray:
+        """:meth:`keep_embedding` for the next ``k`` songs at once: (k,) slots, -1 = not kept."""
+        index = np.arange(self.n_with_embedding, self.n_with_embedding + k, dtype=np.int64)
+        self.n_with_embedding += k
+        slots = index.copy()
+        late = index >= MAX_MAP_SONGS
+        if late.any():
+            seen = index[late]
+            drawn = np.minimum((self.rng.random(len(seen)) * (seen + 1)).astype(np.int64), seen)
+            slots[late] = np.where(drawn < MAX_MAP_SONGS, drawn, -1)
+        return slots
 
     def _check_heads(self, heads: tuple[str, ...]) -> None:
         if self.heads is None:
@@ -191,14 +209,22 @@ class _Collector:
         if not self.has_scores:
             raise _Skip("rows with full scores after rows with top tags only")
         self._check_heads(tuple(scores))
+        order = {}  # head -> columns in the first rows' label order (None: already in it)
         for head, (labels, _) in scores.items():
-            if not self.labels[head]:
-                self.labels[head].extend(labels)
+            known = self.labels[head]
+            if not known:
+                known.extend(labels)
                 self.index[head].update((label, i) for i, label in enumerate(labels))
-            elif labels != self.labels[head]:
+            if list(labels) == known:
+                order[head] = None
+            elif len(labels) == len(known) and set(labels) == set(known):  # the same labels in another order, as _scores_row takes them
+                where = {label: i for i, label in enumerate(labels)}
+                order[head] = [where[label] for label in known]
+            else:
                 raise _Skip(f"rows whose '{head}' labels differ from the first rows' (results of another bundle?)")
         for head, (_, values) in scores.items():
-            self.scores[head].append(np.asarray(values, np.float32))
+            values = np.asarray(values, np.float32)
+            self.scores[head].append(values if order[head] is None else values[:, order[head]])
         self.paths += paths
         self.durations.extend(np.asarray(durations, np.float64).tolist())
 
@@ -241,17 +267,47 @@ class _Collector:
         return ids, values
 
     def _add_embedding(self, embedding, slot: int, row: int) -> None:
-        vector = np.array(embedding, np.float32).ravel()  # a copy: a view would pin its whole Arrow batch
-        if self.embedding_dim is None:
-            self.embedding_dim = vector.size
-        if vector.size != self.embedding_dim or not np.all(np.isfinite(vector)):
-            self.skipped[f"embeddings not of {self.embedding_dim} finite values (song kept, not on the map)"] += 1
+        try:
+            vector = np.array(embedding, np.float32).ravel()  # a copy: a view would pin its whole Arrow batch
+        except (TypeError, ValueError):  # text, ragged lists
+            vector = None
+        if self.embedding_dim is None and vector is not None:
+            self._embedding_width(vector.size)
+        if vector is None or vector.size != self.embedding_dim or not np.all(np.isfinite(vector)):
+            self.skipped[self._bad_embedding()] += 1
             return
-        if slot < len(self.embeddings):
-            self.embeddings[slot], self.embedding_rows[slot] = vector, row
+        self.embeddings[slot], self.embedding_rows[slot], self.embedding_kept[slot] = vector, row, True
+
+    def _embedding_width(self, width: int) -> None:
+        self.embedding_dim = width
+        self.embeddings = np.zeros((MAX_MAP_SONGS, width), np.float32)
+
+    def _bad_embedding(self) -> str:
+        return f"embeddings not of {self.embedding_dim} finite values (song kept, not on the map)"
+
+    def add_embeddings(self, slots: np.ndarray, rows: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> None:
+        """Many songs' embeddings at once, in file order: song i has slot ``slots[i]`` (>= 0),
+        results row ``rows[i]`` and the values ``flat[sum(lengths[:i]) :][: lengths[i]]``.
+        The same as :meth:`_add_embedding` one song at a time: a later song in the same slot
+        replaces an earlier one, a song whose vector is unusable is counted and replaces none."""
+        if not len(slots):
+            return
+        if self.embedding_dim is None:
+            self._embedding_width(int(lengths[0]))
+        flat = np.asarray(flat, np.float32)
+        if np.all(lengths == self.embedding_dim):  # a fixed-size list column: no gather
+            right, vectors = np.arange(len(slots)), flat.reshape(len(slots), self.embedding_dim)
         else:
-            self.embeddings.append(vector)
-            self.embedding_rows.append(row)
+            starts = np.cumsum(lengths) - lengths
+            right = np.flatnonzero(lengths == self.embedding_dim)
+            vectors = flat[starts[right, None] + np.arange(self.embedding_dim)]
+        finite = np.isfinite(vectors).all(axis=1)
+        usable, vectors = right[finite], vectors[finite]
+        if len(usable) < len(slots):
+            self.skipped[self._bad_embedding()] += len(slots) - len(usable)
+        last = len(usable) - 1 - np.unique(slots[usable][::-1], return_index=True)[1]  # the last song per slot
+        chosen = slots[usable][last]
+        self.embeddings[chosen], self.embedding_rows[chosen], self.embedding_kept[chosen] = vectors[last], rows[usable][last], True
 
     def results(self, sources: list[str]) -> Results:
         self.flush()
@@ -270,11 +326,11 @@ class _Collector:
                 top_index = np.frombuffer(self.top_index[h], np.int32).reshape(-1, TOP_K)
                 top_score = np.frombuffer(self.top_score[h], np.float32).reshape(-1, TOP_K)
             heads[h] = HeadColumns(self.labels[h], scores, top_index, top_score)
-        embeddings = np.stack(self.embeddings) if self.embeddings else None
+        kept = self.embedding_kept.any()
         return Results(
-            sources, self.paths, np.frombuffer(self.durations, np.float64).copy(), heads, embeddings,
-            np.array(self.embedding_rows, np.int64) if self.embeddings else None, self.n_with_embedding,
-            self.failures, self.skipped,
+            sources, self.paths, np.frombuffer(self.durations, np.float64).copy(), heads,
+            self.embeddings[self.embedding_kept] if kept else None, self.embedding_rows[self.embedding_kept] if kept else None,
+            self.n_with_embedding, self.failures, self.skipped,
         )
 
 
@@ -418,33 +474,119 @@ def _loads(line: bytes, fast):
 
 
 def read_jsonl(path: Path, collector: _Collector) -> None:
-    fast = _require_orjson()
-    plan: _FlatPlan | None = None
-    first = True
+    rows = _JsonLines(collector)
     with open(path, "rb") as f:  # bytes: orjson reads them without a decoded copy of each line
-        for line in f:
-            if not line.strip():
-                continue
-            truncated = not line.endswith(b"\n")
-            slot = None
-            if _EMBEDDING_KEY in line:
-                slot = collector.keep_embedding()
-                if slot is None:
-                    line, _ = _strip_embedding(line)
-            try:
-                row = _loads(line, fast)
-                if not isinstance(row, dict):
-                    raise _Skip("lines that are not JSON objects")
-                if first:
-                    first = False
-                    if "scores" not in row and "top" not in row and "error" not in row:
-                        plan = _FlatPlan(list(row))
-                _add(collector, plan, row, row.get("embedding"), slot)
-            except json.JSONDecodeError:
-                reason = "a last line cut short (a killed run?)" if truncated else "lines that are not valid JSON"
-                collector.skipped[reason] += 1
-            except _Skip as skip:
-                collector.skipped[str(skip)] += 1
+        tail = b""
+        while block := f.read(JSONL_CHUNK_BYTES):
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                rows.line(line)
+        rows.flush()
+        if tail.strip():
+            rows.line(tail, truncated=True)  # a last line without its newline: a killed run's, or just unterminated
+        rows.flush()
+
+
+JSONL_CHUNK_BYTES = 8 << 20  # bytes read at a time
+
+
+class _JsonLines:
+    """Reads JSON Lines row by row with orjson, in two ways that keep, skip and count every
+    row alike. :meth:`reference` takes any row. Once a row with a ``scores`` map of maps
+    (``samplecnn infer``'s nested rows) has shown the heads and labels, rows with exactly
+    those (in that order), a path, no error and a numeric or missing duration take the lean
+    way: their scores wait as flat lists, a block (``_Collector.FLUSH_ROWS`` rows) is one
+    numpy conversion and one :meth:`_Collector.add_block`. A block whose scores are not all
+    numbers goes through :meth:`reference` row by row. Every other row flushes the block and
+    goes through :meth:`reference`, so rows stay in file order."""
+
+    def __init__(self, collector: _Collector) -> None:
+        self.loads = _require_orjson()
+        self.collector = collector
+        self.first = True
+        self.plan: _FlatPlan | None = None  # flat rows (top_<head> columns, ...): the reference way for all
+        self.heads: list[str] | None = None  # the lean way's heads and labels, once known
+        self.labels: list[list[str]] = []
+        self.block: list[tuple] = []  # (line, reservoir slot, embedding) of the lean rows waiting (no parsed rows: the GC would walk them)
+        self.paths: list[str] = []
+        self.durations: list[float] = []
+        self.pending: list[list] = []  # per head: the waiting rows' scores, flat
+
+    def line(self, line: bytes, truncated: bool = False) -> None:
+        if not line.strip():
+            return
+        slot = None
+        if _EMBEDDING_KEY in line:
+            slot = self.collector.keep_embedding()
+            if slot is None:
+                line, _ = _strip_embedding(line)
+        try:
+            row = _loads(line, self.loads)
+        except json.JSONDecodeError:
+            self.flush()
+            reason = "a last line cut short (a killed run?)" if truncated else "lines that are not valid JSON"
+            self.collector.skipped[reason] += 1
+            return
+        if self.heads is not None and type(row) is dict:
+            scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
+            if (type(scores) is dict and list(scores) == self.heads and type(path) is str and path
+                    and (duration is None or type(duration) is float or type(duration) is int) and row.get("error") in (None, "")):
+                values = list(scores.values())
+                if all(type(v) is dict and list(v) == labels for v, labels in zip(values, self.labels)):
+                    for flat, v in zip(self.pending, values):
+                        flat.extend(v.values())
+                    self.paths.append(path)
+                    self.durations.append(np.nan if duration is None else duration)
+                    self.block.append((line, slot, None if slot is None else row.get("embedding")))
+                    if len(self.block) >= _Collector.FLUSH_ROWS:
+                        self.flush()
+                    return
+        self.flush()
+        self.reference(row, slot)
+
+    def reference(self, row, slot) -> None:
+        """One parsed row, the way any row is read (:func:`_add`)."""
+        collector = self.collector
+        try:
+            if not isinstance(row, dict):
+                raise _Skip("lines that are not JSON objects")
+            if self.first:
+                self.first = False
+                if "scores" not in row and "top" not in row and "error" not in row:
+                    self.plan = _FlatPlan(list(row))
+            _add(collector, self.plan, row, row.get("embedding"), slot)
+        except _Skip as skip:
+            collector.skipped[str(skip)] += 1
+        if self.heads is None and self.plan is None and isinstance(row, dict) and collector.has_scores:
+            scores = row.get("scores")
+            if isinstance(scores, dict) and scores and all(isinstance(v, dict) for v in scores.values()):
+                self.heads, self.labels = list(scores), [list(v) for v in scores.values()]
+                self.pending = [[] for _ in self.heads]
+
+    def flush(self) -> None:
+        """The waiting lean rows: one block, or row by row when a score is not a number."""
+        block, self.block = self.block, []
+        if not block:
+            return
+        paths, durations, self.paths, self.durations = self.paths, self.durations, [], []
+        n = len(block)
+        try:
+            scores = {h: (labels, np.array(flat, np.float64).reshape(n, len(labels))) for h, labels, flat in zip(self.heads, self.labels, self.pending)}
+        except (TypeError, ValueError, OverflowError):
+            scores = None
+        for flat in self.pending:
+            flat.clear()
+        if scores is None:
+            for line, slot, _ in block:
+                self.reference(_loads(line, self.loads), slot)
+            return
+        first_row = _add_block(self.collector, paths, np.array(durations, np.float64), scores)
+        if first_row is None:
+            return
+        for k, (_, slot, embedding) in enumerate(block):
+            if embedding is not None:
+                self.collector._add_embedding(embedding, slot, first_row + k)
 
 
 def read_csv(path: Path, collector: _Collector) -> None:
@@ -458,12 +600,14 @@ def read_csv(path: Path, collector: _Collector) -> None:
         n = len(header)
         emb = header.index("embedding") if plan.embedding else -1
         by_blocks = bool(plan.scores) and not plan.nested_top
+        if by_blocks and _read_csv_arrow(path, header, plan, collector):
+            return
         block: list[list[str]] = []
         for values in reader:
             if not values:
                 continue
             if len(values) != n:
-                collector.skipped["rows with a wrong number of cells (cut short?)"] += 1
+                collector.skipped[_WRONG_CELLS] += 1
                 continue
             if not by_blocks:
                 _csv_row(values, header, plan, emb, collector)
@@ -474,6 +618,113 @@ def read_csv(path: Path, collector: _Collector) -> None:
                 block = []
         if block:
             _csv_block(block, header, plan, emb, collector)
+
+
+_WRONG_CELLS = "rows with a wrong number of cells (cut short?)"
+
+
+def _read_csv_arrow(path: Path, header: list[str], plan: _FlatPlan, collector: _Collector) -> bool:
+    """A CSV with ``<head>:<label>`` score columns read by pyarrow.csv (a block of rows at a
+    time, conversion in C++), as :func:`_csv_block` reads it: rows with a wrong number of
+    cells skipped and counted, an ``error`` cell a failure, an empty path skipped, an empty
+    score or duration unknown (NaN), scores in float64 then float32. Only ``""`` is a null
+    (not pyarrow's "NA", "null", ...). False, with the collector untouched, when pyarrow
+    refuses the file (a cell that is not a plain number, bytes that are not UTF-8, repeated
+    column names): then the csv module reads it, odd rows and all."""
+    if len(set(header)) != len(header):
+        return False
+    _require_pyarrow("CSV")
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    score_columns = [c for cols in plan.scores.values() for c, _ in cols]
+    columns = ["path"] + [c for c in (plan.duration, plan.error) if c] + score_columns
+    types = {c: pa.float64() for c in score_columns} | {"path": pa.string()}
+    if plan.duration:
+        types[plan.duration] = pa.float64()
+    if plan.error:
+        types[plan.error] = pa.string()
+    wrong = [0]
+
+    def wrong_cells(row) -> str:
+        wrong[0] += 1
+        return "skip"
+
+    def options(include: list[str], column_types: dict) -> dict:
+        return {
+            "read_options": pacsv.ReadOptions(use_threads=True, block_size=4 << 20),
+            "parse_options": pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=wrong_cells),
+            "convert_options": pacsv.ConvertOptions(include_columns=include, column_types=column_types, null_values=[""],
+                                                    strings_can_be_null=False, quoted_strings_can_be_null=True),
+        }
+
+    failures, pathless, paths, durations, blocks = [], 0, [], [], {h: [] for h in plan.scores}
+    kept_rows = []  # per batch: the results row of each file row, -1 = not a song (failed or no path)
+    try:
+        reader = pacsv.open_csv(path, **options(columns, types))
+        if reader.schema.names != columns:
+            return False
+        for batch in reader:
+            batch_paths = batch.column("path").to_pylist()
+            errors = batch.column(plan.error).to_pylist() if plan.error else [""] * len(batch_paths)
+            good = np.zeros(len(batch_paths), bool)
+            for i, (p, e) in enumerate(zip(batch_paths, errors)):
+                if e:
+                    failures.append((p, e))
+                elif not p:
+                    pathless += 1
+                else:
+                    good[i] = True
+            keep = np.flatnonzero(good)
+            rows = np.full(len(batch_paths), -1, np.int64)
+            rows[keep] = np.arange(len(paths), len(paths) + len(keep))
+            kept_rows.append(rows)
+            paths += [batch_paths[i] for i in keep]
+            durations.append(np.asarray(batch.column(plan.duration).fill_null(np.nan))[keep] if plan.duration else np.full(len(keep), np.nan))
+            for head, cols in plan.scores.items():
+                block = np.empty((len(keep), len(cols)), np.float32)
+                for j, (c, _) in enumerate(cols):
+                    block[:, j] = np.asarray(batch.column(c).fill_null(np.nan))[keep]
+                blocks[head].append(block)
+    except pa.ArrowException:
+        return False
+    if wrong[0]:
+        collector.skipped[_WRONG_CELLS] += wrong[0]
+    collector.failures += failures
+    if pathless:
+        collector.skipped["rows without a path"] += pathless
+    if not paths:
+        return True
+    scores = {h: (plan.labels[h], np.concatenate(b)) for h, b in blocks.items()}
+    first_row = _add_block(collector, paths, np.concatenate(durations), scores)
+    if plan.embedding:
+        _csv_embeddings(path, options(["embedding"], {"embedding": pa.binary()}), np.concatenate(kept_rows), first_row, collector)
+    return True
+
+
+def _csv_embeddings(path: Path, options: dict, rows: np.ndarray, first_row: int | None, collector: _Collector) -> None:
+    """The embedding cells of a CSV read by :func:`_read_csv_arrow`: the reservoir is asked
+    for every row with a non-empty cell, in file order (as :func:`_csv_block` does), and the
+    cells it keeps are parsed; ``rows``: each file row's results row (-1: not a song),
+    ``first_row`` None when the songs were skipped."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    done = 0
+    for batch in pacsv.open_csv(path, **options):
+        cells = batch.column("embedding")
+        present = np.flatnonzero(np.asarray(pc.binary_length(cells).fill_null(0)) > 0)
+        slots = collector.reserve(len(present))
+        if first_row is not None:
+            for i, slot in zip(present[slots >= 0].tolist(), slots[slots >= 0].tolist()):
+                row = rows[done + i]
+                if row >= 0:
+                    try:
+                        vector = np.array(cells[i].as_py().decode("utf-8", errors="replace").split(), np.float32)
+                    except ValueError:
+                        continue
+                    collector._add_embedding(vector, slot, first_row + row)
+        done += batch.num_rows
 
 
 def _csv_row(values: list[str], header: list[str], plan: _FlatPlan, emb: int, collector: _Collector) -> None:
@@ -549,31 +800,81 @@ def _csv_block(block: list[list[str]], header: list[str], plan: _FlatPlan, emb: 
         collector._add_embedding(vector, slot, rows[id(values)])
 
 
-def _require_pyarrow():
+def _require_pyarrow(what: str):
+    """pyarrow.parquet (reading any format in columns: samplecnn[plot] brings pyarrow)."""
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ReportError(f"reading Parquet needs pyarrow ({exc}); install it: pip install pyarrow (samplecnn[ray] brings it)") from exc
+        raise ReportError(f"reading {what} needs pyarrow ({exc}); install it: pip install 'samplecnn[plot]'") from exc
     return pq
 
 
 def read_parquet(path: Path, collector: _Collector) -> None:
-    pq = _require_pyarrow()
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
-        raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
-    columns = parquet.schema_arrow.names
-    plan = _FlatPlan(columns)
-    if plan.scores and not plan.nested_top:
-        _read_parquet_columns(parquet, plan, collector)
-        # Hand freed decode buffers back: without this the allocator keeps every part's
-        # (100,000 catalogue rows with 960-float embeddings: 820 -> 290 MB peak RSS).
-        import pyarrow
+    read_parquets([path], collector)
 
-        pyarrow.default_memory_pool().release_unused()
-        return
-    rest = [c for c in columns if c != "embedding"]
+
+PARQUET_AHEAD = 2  # row groups in hand: the one being added and the next, decoded meanwhile by a worker thread
+PARQUET_BIG_GROUP = 65536  # rows: a larger row group is streamed in batches, not decoded whole ahead
+
+
+def read_parquets(paths: list[Path], collector: _Collector) -> None:
+    """Parquet files, in order. Catalogue row groups (one float column per head:label) are
+    decoded by two worker threads a few row groups ahead (pyarrow decodes without the GIL:
+    the embedding column is most of the work and one column decodes on one thread), then
+    added a batch at a time (:func:`_parquet_batch`); other layouts row by row."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pq = _require_pyarrow("Parquet")
+    import pyarrow
+
+    def units():
+        for path in paths:
+            try:
+                parquet = pq.ParquetFile(path)
+            except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
+                raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
+            plan = _FlatPlan(parquet.schema_arrow.names)
+            if not plan.scores or plan.nested_top:
+                yield path, parquet, plan, None, None
+                continue
+            needed = ["path"] + [c for c in (plan.duration, plan.error, plan.embedding) if c] + [c for cols in plan.scores.values() for c, _ in cols]
+            for group in range(parquet.metadata.num_row_groups):
+                yield path, parquet, plan, group, needed  # not the top_<head> text
+
+    def decode(path, group, needed):
+        return pq.ParquetFile(path).read_row_group(group, columns=needed, use_threads=False)  # a reader per thread
+
+    todo, window = units(), deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="report-parquet") as pool:
+        def fill():
+            while len(window) < max(PARQUET_AHEAD, 1):
+                unit = next(todo, None)
+                if unit is None:
+                    return
+                path, parquet, _, group, needed = unit
+                small = group is not None and parquet.metadata.row_group(group).num_rows <= PARQUET_BIG_GROUP
+                window.append((unit, pool.submit(decode, path, group, needed) if small and PARQUET_AHEAD > 1 else None))
+
+        fill()
+        while window:
+            (path, parquet, plan, group, needed), future = window.popleft()
+            if group is None:
+                _read_parquet_rows(parquet, plan, collector)
+            else:
+                batches = future.result().to_batches() if future else parquet.iter_batches(batch_size=4096, row_groups=[group], columns=needed, use_threads=False)
+                for batch in batches:
+                    _parquet_batch(batch, plan, collector)
+                del batches
+            fill()
+            # Hand freed decode buffers back: without this the allocator keeps every part's
+            # (100,000 catalogue rows with 960-float embeddings: 820 -> 290 MB peak RSS).
+            pyarrow.default_memory_pool().release_unused()
+
+
+def _read_parquet_rows(parquet, plan: _FlatPlan, collector: _Collector) -> None:
+    """Parquet of any other layout (top tags only, failures tables), row by row."""
+    rest = [c for c in parquet.schema_arrow.names if c != "embedding"]
     for batch in parquet.iter_batches(batch_size=8192):
         rows = batch.select(rest).to_pylist()
         vectors = batch.column("embedding") if plan.embedding else None
@@ -589,60 +890,55 @@ def read_parquet(path: Path, collector: _Collector) -> None:
                 collector.skipped[str(skip)] += 1
 
 
-def _read_parquet_columns(parquet, plan: _FlatPlan, collector: _Collector) -> None:
-    """The catalogue layout (one float column per head:label) read column-wise, not row by
-    row: 100,000 songs x 74 scores in about a second instead of a minute."""
+def _parquet_batch(batch, plan: _FlatPlan, collector: _Collector) -> None:
+    """Catalogue rows (one float column per head:label) read column-wise, not row by row."""
 
-    def floats(batch, name):
+    def floats(name):
         return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), np.float64)
 
-    needed = ["path"] + [c for c in (plan.duration, plan.error, plan.embedding) if c] + [c for cols in plan.scores.values() for c, _ in cols]
-    for batch in parquet.iter_batches(batch_size=4096, use_threads=False, columns=needed):  # not the top_<head> text
-        n = batch.num_rows
-        paths = batch.column("path").to_pylist()
-        errors = batch.column(plan.error).to_pylist() if plan.error else [None] * n
-        ok = [isinstance(p, str) and bool(p) and e in (None, "") for p, e in zip(paths, errors)]
-        for p, e, good in zip(paths, errors, ok):
-            if not good:
-                if e not in (None, ""):
-                    collector.failures.append((str(p), str(e)))
-                else:
-                    collector.skipped["rows without a path"] += 1
-        keep = np.flatnonzero(ok)
-        if not len(keep):
-            continue
-        try:
-            durations = floats(batch, plan.duration)[keep] if plan.duration else np.full(len(keep), np.nan)
-        except (TypeError, ValueError):
-            durations = np.full(len(keep), np.nan)
-            collector.skipped["batches with unreadable durations (songs kept, durations unknown)"] += 1
-        scores = {h: (plan.labels[h], np.column_stack([floats(batch, c) for c, _ in cols])[keep]) for h, cols in plan.scores.items()}
-        first_row = _add_block(collector, [paths[i] for i in keep], durations, scores)
-        if first_row is None:
-            continue
-        if plan.embedding:
-            _sample_embeddings(batch.column("embedding"), keep, first_row, collector)
+    n = batch.num_rows
+    paths = batch.column("path").to_pylist()
+    errors = batch.column(plan.error).to_pylist() if plan.error else [None] * n
+    ok = [isinstance(p, str) and bool(p) and e in (None, "") for p, e in zip(paths, errors)]
+    for p, e, good in zip(paths, errors, ok):
+        if not good:
+            if e not in (None, ""):
+                collector.failures.append((str(p), str(e)))
+            else:
+                collector.skipped["rows without a path"] += 1
+    keep = np.flatnonzero(ok)
+    if not len(keep):
+        return
+    try:
+        durations = floats(plan.duration)[keep] if plan.duration else np.full(len(keep), np.nan)
+    except (TypeError, ValueError):
+        durations = np.full(len(keep), np.nan)
+        collector.skipped["batches with unreadable durations (songs kept, durations unknown)"] += 1
+    scores = {}
+    for h, cols in plan.scores.items():
+        scores[h] = (plan.labels[h], np.empty((len(keep), len(cols)), np.float32))
+        for j, (c, _) in enumerate(cols):
+            scores[h][1][:, j] = floats(c)[keep]
+    first_row = _add_block(collector, [paths[i] for i in keep], durations, scores)
+    if first_row is not None and plan.embedding:
+        _sample_embeddings(batch.column("embedding"), keep, first_row, collector)
 
 
 def _sample_embeddings(vectors, keep: np.ndarray, first_row: int, collector: _Collector) -> None:
     """The reservoir's picks among this batch's rows ``keep`` (their songs are rows
-    first_row.. of the results), copied out of Arrow in one take: reading 100,000 list
-    scalars one by one cost more than the rest of the Parquet reading."""
+    first_row.. of the results): one reservoir draw for the batch, one Arrow take of the
+    picks, one numpy copy into the sample (:meth:`_Collector.add_embeddings`)."""
     import pyarrow.compute as pc
 
-    valid = np.asarray(vectors.is_valid().to_numpy(zero_copy_only=False), bool)[keep]
-    picks = []  # (batch row, reservoir slot, results row), in row order like the other readers
-    for row in np.flatnonzero(valid).tolist():
-        slot = collector.keep_embedding()
-        if slot is not None:
-            picks.append((int(keep[row]), slot, first_row + row))
-    if not picks:
+    valid = np.flatnonzero(np.asarray(vectors.is_valid().to_numpy(zero_copy_only=False), bool)[keep])  # songs with an embedding
+    slots = collector.reserve(len(valid))
+    picked = slots >= 0
+    if not picked.any():
         return
-    chosen = vectors.take(np.array([i for i, _, _ in picks], np.int64))
+    chosen = vectors.take(keep[valid[picked]])
     lengths = np.asarray(pc.list_value_length(chosen).to_numpy(zero_copy_only=False), np.int64)
     flat = np.asarray(chosen.flatten().to_numpy(zero_copy_only=False))
-    for (_, slot, row), vector in zip(picks, np.split(flat, np.cumsum(lengths)[:-1])):
-        collector._add_embedding(vector, slot, row)
+    collector.add_embeddings(slots[picked], first_row + valid[picked], flat, lengths)
 
 
 def read_errors(path: Path, collector: _Collector) -> None:
@@ -695,7 +991,16 @@ def read_results(paths: list[str | Path], errors: list[str | Path] = ()) -> Resu
     for f in files:
         if f.stat().st_size == 0:
             raise ReportError(f"{f} is empty: no rows (was the run killed before its first song?)")
-        _read_one(f, collector)
+    i = 0
+    while i < len(files):  # consecutive Parquet files (a catalogue's parts) read as one stream
+        j = i + 1
+        while FORMATS.get(files[i].suffix.lower()) == "parquet" and j < len(files) and FORMATS.get(files[j].suffix.lower()) == "parquet":
+            j += 1
+        if j > i + 1:
+            read_parquets(files[i:j], collector)
+        else:
+            _read_one(files[i], collector)
+        i = j
     for f in error_files:
         read_errors(f, collector)
     if not collector.paths and not collector.failures:
