@@ -20,9 +20,11 @@ Reading is :mod:`.report_data`; drawing needs matplotlib and the page's JSON orj
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,59 +42,91 @@ DPI = 100
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-def _png(fig, plt) -> str:
+PNG_COMPRESSION = 3  # zlib level of the embedded PNGs: matplotlib's default 6 took ~3x the time for ~5% smaller files
+
+
+def _png(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESSION})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@functools.lru_cache(maxsize=None)
+def _text_measure():
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(1, 1, 72)
 
 
 def _text_inches(texts, size: float = 10.0) -> float:
     """Width in inches of the widest of ``texts`` in matplotlib's default font at ``size`` pt."""
-    from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    renderer, prop = RendererAgg(1, 1, 72), FontProperties(size=size)
+    renderer, prop = _text_measure(), FontProperties(size=size)
     return max((renderer.get_text_width_height_descent(str(t), prop, ismath=False)[0] / 72 for t in texts), default=0.0)
 
 
-def _figure(plt, width: float, height: float, *, left: list, ylabel: bool = False, right: float = 0.25):
+def _figure(width: float, height: float, *, left: list, ylabel: bool = False, right: float = 0.25):
     """(figure, axes) with margins set from the widest y tick label ``left`` (+ a y-axis
     label): constrained layout measured every artist of every chart twice, ~40% of the
-    drawing time of a report."""
-    fig, ax = plt.subplots(figsize=(width, height))
+    drawing time of a report. A bare Figure (no pyplot figure manager to create and close);
+    savefig draws it on the Agg canvas."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_subplot()
     margin = _text_inches(left) + 0.15 + (0.25 if ylabel else 0.0)  # + tick and padding (+ the rotated label)
     fig.subplots_adjust(left=margin / width, right=1 - right / width, bottom=0.55 / height, top=1 - 0.35 / height)
     return fig, ax
+
+
+def box_stats(scores: np.ndarray, whis: float = 1.5) -> list[dict]:
+    """matplotlib.cbook.boxplot_stats of each column of ``scores`` (n, k), as it computes
+    them (quartiles by np.percentile in the scores' dtype, whiskers at the most extreme
+    scores within ``whis`` IQR), for all columns at once and without the mean, notch and
+    fliers it also computes (Axes.boxplot took ~0.15 s a chart on 100,000 songs)."""
+    if not len(scores):
+        nan = np.full(scores.shape[1], np.nan)
+        q1 = med = q3 = low = high = nan
+    else:
+        q1, med, q3 = np.percentile(scores, [25, 50, 75], axis=0)
+        iqr = q3 - q1
+        reach = scores <= q3 + whis * iqr
+        high = np.where(reach.any(axis=0), np.where(reach, scores, -np.inf).max(axis=0), q3)
+        high = np.where(high < q3, q3, high)  # none within reach, or all below q3: q3
+        reach = scores >= q1 - whis * iqr
+        low = np.where(reach.any(axis=0), np.where(reach, scores, np.inf).min(axis=0), q1)
+        low = np.where(low > q1, q1, low)
+    return [{"med": med[i], "q1": q1[i], "q3": q3[i], "whislo": low[i], "whishi": high[i], "fliers": np.array([])} for i in range(scores.shape[1])]
 
 
 def _img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{html.escape(alt)}">'
 
 
-def head_figures(results: Results, head: str, plt) -> tuple[str, str]:
+def head_figures(results: Results, head: str) -> tuple[str, str]:
     """(top-tag frequency chart, score distribution chart) of one head, as data URLs."""
     columns = results.heads[head]
     top1 = columns.top_index[:, 0]
     counts = np.bincount(top1[top1 >= 0], minlength=len(columns.labels))
     order = [i for i in np.argsort(-counts, kind="stable")[:MAX_BARS] if counts[i] > 0]
-    fig, ax = _figure(plt, 6.2, 0.28 * max(len(order), 4) + 1.2, left=[columns.labels[i] for i in order])
+    fig, ax = _figure(6.2, 0.28 * max(len(order), 4) + 1.2, left=[columns.labels[i] for i in order])
     ax.barh(range(len(order)), counts[order][::-1] if order else [], color="#3b75af")
     ax.set_yticks(range(len(order)), [columns.labels[i] for i in order][::-1])
     ax.xaxis.get_major_locator().set_params(integer=True)  # counts of songs
     ax.set_xlabel("songs whose top tag it is")
     ax.set_title(f"{head}: top tag of each song ({len(top1):,} songs)", loc="left", fontsize=10)
-    frequency = _png(fig, plt)
+    frequency = _png(fig)
     full = columns.scores is not None and order
     ticks = [columns.labels[i] for i in order[:MAX_BOXES]] if full else [f"{len(top1):,}"]
-    fig, ax = _figure(plt, 6.2, 0.28 * max(len(order[:MAX_BOXES]), 4) + 1.2, left=ticks, ylabel=not full)
+    fig, ax = _figure(6.2, 0.28 * max(len(order[:MAX_BOXES]), 4) + 1.2, left=ticks, ylabel=not full)
     if full:
         shown = order[:MAX_BOXES][::-1]
-        boxes = [columns.scores[:, i] for i in shown]
+        boxes = box_stats(columns.scores[:, shown])
         try:
-            ax.boxplot(boxes, orientation="horizontal", showfliers=False, widths=0.6)
+            ax.bxp(boxes, orientation="horizontal", showfliers=False, widths=0.6)
         except TypeError:  # matplotlib < 3.10 names it vert=False
-            ax.boxplot(boxes, vert=False, showfliers=False, widths=0.6)
+            ax.bxp(boxes, vert=False, showfliers=False, widths=0.6)
         ax.set_yticks(range(1, len(shown) + 1), [columns.labels[i] for i in shown])
         ax.set_xlabel("score (box: quartiles; whiskers: 1.5 IQR)")
         ax.set_title(f"{head}: scores of the most frequent top tags", loc="left", fontsize=10)
@@ -102,21 +136,21 @@ def head_figures(results: Results, head: str, plt) -> tuple[str, str]:
         ax.set_xlabel("score of the top tag")
         ax.set_ylabel("songs")
         ax.set_title(f"{head}: top-tag scores (the file has no full scores)", loc="left", fontsize=10)
-    return frequency, _png(fig, plt)
+    return frequency, _png(fig)
 
 
-def duration_figure(results: Results, plt) -> str | None:
+def duration_figure(results: Results) -> str | None:
     values = results.durations[np.isfinite(results.durations)]
     if not len(values):
         return None
     minutes = values.max() > 600
-    fig, ax = _figure(plt, 6.2, 3.2, left=[f"{len(values):,}"], ylabel=True)
+    fig, ax = _figure(6.2, 3.2, left=[f"{len(values):,}"], ylabel=True)
     ax.hist(values / 60 if minutes else values, bins=40, color="#3b75af")
     ax.set_xlabel("duration (min)" if minutes else "duration (s)")
     ax.set_ylabel("songs")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"song durations ({len(values):,} songs)", loc="left", fontsize=10)
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def pca_2d(x: np.ndarray, iterations: int = 6, seed: int = 0) -> np.ndarray:
@@ -128,14 +162,17 @@ def pca_2d(x: np.ndarray, iterations: int = 6, seed: int = 0) -> np.ndarray:
     sketch is orthonormalised through its (12, 12) Gram matrix, not a QR of the (m, 12)
     sketch: LAPACK's threaded QR of a tall, thin matrix spun 1-2 CPU s per map on the loaded
     2-core machine (0.2 s with one thread); the 12 x 12 eigenproblem never threads.
+    float32 input stays float32 (the products read the sample 14 times: half the memory
+    traffic of float64; the small eigen- and singular-value problems are float64).
     """
-    centred = x - x.mean(axis=0)
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    centred = np.asarray(x - x.mean(axis=0, dtype=np.float64), dtype)
     sketch = min(12, *centred.shape)
-    basis = _orthonormal(centred @ np.random.default_rng(seed).standard_normal((centred.shape[1], sketch)))
+    basis = _orthonormal(centred @ np.random.default_rng(seed).standard_normal((centred.shape[1], sketch)).astype(dtype))
     for _ in range(iterations):
         basis = _orthonormal(centred @ (centred.T @ basis))
-    _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
-    points = centred @ vt[:2].T
+    _, _, vt = np.linalg.svd(np.asarray(basis.T @ centred, np.float64), full_matrices=False)
+    points = np.asarray(centred @ vt[:2].T.astype(dtype), np.float64)
     return points if points.shape[1] == 2 else np.c_[points, np.zeros(len(x))]
 
 
@@ -143,20 +180,20 @@ def _orthonormal(b: np.ndarray) -> np.ndarray:
     """(m, k) -> (m, r): an orthonormal basis of b's columns (r <= k: directions whose
     energy is below 1e-10 of the largest are dropped), via the eigenvectors of b^T b."""
     b = b / max(float(np.abs(b).max()), np.finfo(np.float64).tiny)  # no overflow in b^T b after power steps
-    w, v = np.linalg.eigh(b.T @ b)
-    keep = w > w[-1] * 1e-10 if w[-1] > 0 else np.zeros(len(w), bool)
-    q = b @ (v[:, keep] / np.sqrt(w[keep]))
-    return q if q.shape[1] else np.zeros((len(b), 1))
+    w, v = np.linalg.eigh(np.asarray(b.T @ b, np.float64))
+    keep = w > w[-1] * (1e-10 if b.dtype == np.float64 else 1e-6) if w[-1] > 0 else np.zeros(len(w), bool)
+    q = b @ (v[:, keep] / np.sqrt(w[keep])).astype(b.dtype)
+    return q if q.shape[1] else np.zeros((len(b), 1), b.dtype)
 
 
-def map_figure(results: Results, head: str | None, plt) -> str | None:
+def map_figure(results: Results, head: str | None) -> str | None:
     """2-D PCA of the sampled embeddings, coloured by top tag of ``head`` (None: not coloured)."""
     if results.embeddings is None or len(results.embeddings) < 3:
         return None
-    points = pca_2d(results.embeddings.astype(np.float64))
+    points = pca_2d(results.embeddings)
     ticks = ["\u22120.00", f"{np.abs(points).max():.0f}\u2212.0"]  # the widest y tick label it can have, about
     if head is None:
-        fig, ax = _figure(plt, 8.5, 5.5, left=ticks, ylabel=True)
+        fig, ax = _figure(8.5, 5.5, left=ticks, ylabel=True)
         ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6)
     else:
         columns = results.heads[head]
@@ -165,10 +202,12 @@ def map_figure(results: Results, head: str | None, plt) -> str | None:
         common = [t for t in common if np.any(tags == t)]
         other = ~np.isin(tags, common)
         legend = max(_text_inches([columns.labels[t] for t in common] + ["other"], 9) + 0.6, _text_inches([f"top tag ({head})"]) + 0.25)
-        fig, ax = _figure(plt, 8.5, 5.5, left=ticks, ylabel=True, right=legend + 0.25)
+        fig, ax = _figure(8.5, 5.5, left=ticks, ylabel=True, right=legend + 0.25)
         if other.any():
             ax.scatter(points[other, 0], points[other, 1], s=6, c="#bbbbbb", label="other", alpha=0.6)
-        tab10 = plt.get_cmap("tab10")
+        from matplotlib import colormaps
+
+        tab10 = colormaps["tab10"]
         colours = [tab10(i) for i in range(10) if i != 7]  # tab10's 7 is the grey of "other"
         for i, t in enumerate(common):
             chosen = tags == t
@@ -178,7 +217,7 @@ def map_figure(results: Results, head: str | None, plt) -> str | None:
     ax.set_ylabel("principal axis 2")
     shown = f"{len(points):,} of {results.n_with_embedding:,} songs" if len(points) < results.n_with_embedding else f"{len(points):,} songs"
     ax.set_title(f"song embeddings, PCA ({shown})", loc="left", fontsize=10)
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def atypicality(results: Results) -> np.ndarray | None:
@@ -276,40 +315,64 @@ def _failures_html(results: Results) -> str:
             f"<details><summary>every failed song</summary><table><thead><tr><th>path</th><th>reason</th></tr></thead><tbody>{listed}</tbody></table>{more}</details>")
 
 
-def render(results: Results, title: str) -> str:
-    """The whole page as a string."""
-    plt = require_matplotlib()
+def render(results: Results, title: str, stages: dict | None = None) -> str:
+    """The whole page as a string. ``stages``: filled with the seconds each stage took
+    (summarise, charts, table), for benchmarks/report_speed.py."""
+    require_matplotlib()  # PlotError naming the extra when it is missing
+    stages = {} if stages is None else stages
+    clock = time.perf_counter()
     atypical = atypicality(results)
     sections = [("summary", "Run summary", _summary_html(results, atypical)), ("failures", "Failures", _failures_html(results))]
+    stages["summarise"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     tag_parts = []
     for head in results.heads:
-        frequency, distribution = head_figures(results, head, plt)
+        frequency, distribution = head_figures(results, head)
         tag_parts.append(f'<h3>{html.escape(head)}</h3><div class="row">{_img(frequency, f"{head} tag frequency")}{_img(distribution, f"{head} score distribution")}</div>')
     sections.append(("tags", "Tags and scores per head", "".join(tag_parts) or "<p>The file has no tags.</p>"))
-    duration = duration_figure(results, plt)
+    duration = duration_figure(results)
     sections.append(("durations", "Durations", _img(duration, "duration histogram") if duration else "<p>The file has no durations.</p>"))
     colour_head = next((h for h, c in results.heads.items() if len(c.labels) > 4), next(iter(results.heads), None))
-    song_map = map_figure(results, colour_head, plt)
+    song_map = map_figure(results, colour_head)
     if song_map:
         sections.append(("map", "Map of the songs", _img(song_map, "PCA map of song embeddings")))
+    stages["charts"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     table = ('<p><input id="filter" type="search" placeholder="filter by path or tag" aria-label="filter">'
              ' <span id="count"></span> <button id="prev" type="button">previous</button> <button id="next" type="button">next</button></p>'
              '<table id="songs-table"><thead><tr id="songs-head"></tr></thead><tbody id="songs-body"></tbody></table>')
     sections.append(("songs", "Songs", table))
     data = table_json(table_data(results, atypical))
     body = "".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{content}</section>' for sid, name, content in sections)
-    return PAGE.format(title=html.escape(title), csp=CSP, body=body, data=data, script=SCRIPT, style=STYLE)
+    page = PAGE.format(title=html.escape(title), csp=CSP, body=body, data=data, script=SCRIPT, style=STYLE)
+    stages["table"] = time.perf_counter() - clock
+    return page
 
 
-def write_report(results_paths: list[str | Path], out: str | Path, *, errors: list[str | Path] = (), title: str | None = None) -> Results:
-    """Read ``results_paths`` (+ failure tables ``errors``) and write the page to ``out`` atomically."""
+def write_report(results_paths: list[str | Path], out: str | Path, *, errors: list[str | Path] = (), title: str | None = None,
+                 stages: dict | None = None) -> Results:
+    """Read ``results_paths`` (+ failure tables ``errors``) and write the page to ``out``
+    atomically. matplotlib is imported by a worker thread while the files are read (most
+    reading runs in C without the GIL; the import takes ~0.6 s). ``stages``: filled with the
+    seconds of each stage (read, summarise, charts, table, write)."""
     if Path(out).is_dir():
         raise ReportError(f"--out {out} is a folder; give a file name such as {Path(out) / 'report.html'}")
+    stages = {} if stages is None else stages
+    from concurrent.futures import ThreadPoolExecutor
+
+    importer = ThreadPoolExecutor(1, thread_name_prefix="report-import")
+    drawing = importer.submit(require_matplotlib)
+    importer.shutdown(wait=False)
+    clock = time.perf_counter()
     results = read_results(list(results_paths), list(errors))
-    page = render(results, title or f"samplecnn report: {', '.join(Path(p).name for p in results_paths)}")
+    stages["read"] = time.perf_counter() - clock
+    drawing.result()  # its PlotError, if any, here
+    page = render(results, title or f"samplecnn report: {', '.join(Path(p).name for p in results_paths)}", stages)
+    clock = time.perf_counter()
     with atomic_path(out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8", errors="replace")  # lone surrogates in paths -> "?"
         umask_mode(tmp)
+    stages["write"] = time.perf_counter() - clock
     return results
 
 

@@ -652,14 +652,14 @@ def _read_csv_arrow(path: Path, header: list[str], plan: _FlatPlan, collector: _
 
     def options(include: list[str], column_types: dict) -> dict:
         return {
-            "read_options": pacsv.ReadOptions(use_threads=True, block_size=4 << 20),
+            "read_options": pacsv.ReadOptions(use_threads=True, block_size=1 << 20),
             "parse_options": pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=wrong_cells),
             "convert_options": pacsv.ConvertOptions(include_columns=include, column_types=column_types, null_values=[""],
                                                     strings_can_be_null=False, quoted_strings_can_be_null=True),
         }
 
-    failures, pathless, paths, durations, blocks = [], 0, [], [], {h: [] for h in plan.scores}
-    kept_rows = []  # per batch: the results row of each file row, -1 = not a song (failed or no path)
+    failures, pathless, songs, batches = [], 0, 0, []  # batches: (paths, durations, {head: (labels, scores)})
+    kept_rows = []  # per batch: the results row of each file row (counted from this file's first song), -1 = not a song
     try:
         reader = pacsv.open_csv(path, **options(columns, types))
         if reader.schema.names != columns:
@@ -677,28 +677,30 @@ def _read_csv_arrow(path: Path, header: list[str], plan: _FlatPlan, collector: _
                     good[i] = True
             keep = np.flatnonzero(good)
             rows = np.full(len(batch_paths), -1, np.int64)
-            rows[keep] = np.arange(len(paths), len(paths) + len(keep))
+            rows[keep] = np.arange(songs, songs + len(keep))
             kept_rows.append(rows)
-            paths += [batch_paths[i] for i in keep]
-            durations.append(np.asarray(batch.column(plan.duration).fill_null(np.nan))[keep] if plan.duration else np.full(len(keep), np.nan))
+            songs += len(keep)
+            durations = np.asarray(batch.column(plan.duration).fill_null(np.nan))[keep] if plan.duration else np.full(len(keep), np.nan)
+            scores = {}
             for head, cols in plan.scores.items():
                 block = np.empty((len(keep), len(cols)), np.float32)
                 for j, (c, _) in enumerate(cols):
                     block[:, j] = np.asarray(batch.column(c).fill_null(np.nan))[keep]
-                blocks[head].append(block)
+                scores[head] = (plan.labels[head], block)
+            batches.append(([batch_paths[i] for i in keep], durations, scores))
     except pa.ArrowException:
         return False
+    finally:
+        pa.default_memory_pool().release_unused()  # the parsed blocks' buffers back to the system
     if wrong[0]:
         collector.skipped[_WRONG_CELLS] += wrong[0]
     collector.failures += failures
     if pathless:
         collector.skipped["rows without a path"] += pathless
-    if not paths:
-        return True
-    scores = {h: (plan.labels[h], np.concatenate(b)) for h, b in blocks.items()}
-    first_row = _add_block(collector, paths, np.concatenate(durations), scores)
+    firsts = [_add_block(collector, *batch) for batch in batches if batch[0]]  # the same heads and labels: all added or all skipped
     if plan.embedding:
-        _csv_embeddings(path, options(["embedding"], {"embedding": pa.binary()}), np.concatenate(kept_rows), first_row, collector)
+        first_row = firsts[0] if firsts and all(f is not None for f in firsts) else None
+        _csv_embeddings(path, options(["embedding"], {"embedding": pa.binary()}), np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64), first_row, collector)
     return True
 
 
