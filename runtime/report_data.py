@@ -186,7 +186,7 @@ class _Collector:
         self.paths.append(path)
         try:
             self.durations.append(float(duration) if duration not in (None, "") else float("nan"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float range
             self.durations.append(float("nan"))
             self.skipped["unreadable durations (song kept, duration unknown)"] += 1
         if embedding is not None and slot is not None:
@@ -528,22 +528,30 @@ class _JsonLines:
             reason = "a last line cut short (a killed run?)" if truncated else "lines that are not valid JSON"
             self.collector.skipped[reason] += 1
             return
-        if self.heads is not None and type(row) is dict:
-            scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
-            if (type(scores) is dict and list(scores) == self.heads and type(path) is str and path
-                    and (duration is None or type(duration) is float or type(duration) is int) and row.get("error") in (None, "")):
-                values = list(scores.values())
-                if all(type(v) is dict and list(v) == labels for v, labels in zip(values, self.labels)):
-                    for flat, v in zip(self.pending, values):
-                        flat.extend(v.values())
-                    self.paths.append(path)
-                    self.durations.append(np.nan if duration is None else duration)
-                    self.block.append((line, slot, None if slot is None else row.get("embedding")))
-                    if len(self.block) >= _Collector.FLUSH_ROWS:
-                        self.flush()
-                    return
-        self.flush()
-        self.reference(row, slot)
+        if self.heads is None or not self.lean(row, line, slot):
+            self.flush()
+            self.reference(row, slot)
+
+    def lean(self, row, line: bytes, slot: int | None) -> bool:
+        """Take ``row`` the lean way if it has the known heads and labels in their order, a
+        path, no error and a float or no duration; False: the caller reads it the reference way."""
+        if type(row) is not dict:
+            return False
+        scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
+        if not (type(scores) is dict and list(scores) == self.heads and type(path) is str and path
+                and (duration is None or type(duration) is float) and row.get("error") in (None, "")):
+            return False
+        values = list(scores.values())
+        if not all(type(v) is dict and list(v) == labels for v, labels in zip(values, self.labels)):
+            return False
+        for flat, v in zip(self.pending, values):
+            flat.extend(v.values())
+        self.paths.append(path)
+        self.durations.append(np.nan if duration is None else duration)
+        self.block.append((line, slot, None if slot is None else row.get("embedding")))
+        if len(self.block) >= _Collector.FLUSH_ROWS:
+            self.flush()
+        return True
 
     def reference(self, row, slot) -> None:
         """One parsed row, the way any row is read (:func:`_add`)."""

@@ -1,7 +1,10 @@
 """The report's fast paths (runtime/report_data.py, runtime/report.py) read and write what the
 plain ones did: orjson rows with the standard module behind it for what orjson refuses,
-scores kept in blocks, the table's JSON straight from numpy, the PCA sketch without QR.
-Small hand-made files; the 100,000-row figures are benchmarks/report_speed.py's."""
+lean JSON Lines rows against the reference row reader, CSV by pyarrow against the csv
+module, catalogue Parquet read ahead and sampled a batch at a time against JSON Lines read a
+row at a time, the table's JSON straight from numpy, the PCA sketch without QR, box
+statistics against matplotlib's. Small hand-made files; the 100,000-row figures are
+benchmarks/report_speed.py's."""
 
 from __future__ import annotations
 
@@ -173,3 +176,213 @@ def test_without_orjson_the_error_names_the_extra(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "reading JSON Lines needs orjson" in run.stderr and "pip install 'samplecnn[plot]'" in run.stderr, run.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+# --- the readers' column paths against their row-by-row reference ---------------------------
+
+
+def same_results(a, b) -> None:
+    """Two readings of the same rows: every column, failure, skip count and map sample equal."""
+    assert a.paths == b.paths and np.array_equal(a.durations, b.durations, equal_nan=True)
+    assert list(a.heads) == list(b.heads) and a.failures == b.failures and a.skipped == b.skipped
+    for head in a.heads:
+        x, y = a.heads[head], b.heads[head]
+        assert x.labels == y.labels and np.array_equal(x.top_index, y.top_index)
+        assert (x.scores is None) == (y.scores is None) and (x.scores is None or np.array_equal(x.scores, y.scores, equal_nan=True))
+    assert a.n_with_embedding == b.n_with_embedding and (a.embeddings is None) == (b.embeddings is None)
+    if a.embeddings is not None:
+        assert np.array_equal(a.embedding_rows, b.embedding_rows) and np.array_equal(a.embeddings, b.embeddings)
+
+
+def odd_jsonl_rows() -> list:
+    """Rows the lean JSON Lines path must hand to the reference reader, among plain ones."""
+    rows: list = [row(i, embedding=[float(i), 1.0, 2.0]) for i in range(40)]
+    rows[3]["scores"]["backbone"]["jazz"] = None  # unknown: NaN
+    rows[5]["scores"]["quadrant"]["Q1"] = "0.25"  # numeric text: what float makes of it
+    rows[6]["scores"]["quadrant"]["Q2"] = True  # a bool: 1.0
+    rows[8]["scores"]["backbone"] = {"calm": 0.1, "rock": 0.2, "jazz": 0.3}  # the same labels in another order
+    rows[9]["scores"]["backbone"]["brass"] = 0.5  # one label more: another bundle
+    del rows[10]["scores"]["quadrant"]  # a head fewer
+    rows[11]["duration"] = "12.5"  # text duration
+    rows[12]["duration"] = 10**400  # beyond float: unknown, counted
+    rows[13]["duration"] = None
+    rows[14]["path"] = ""
+    rows[15]["error"] = "decode failed"
+    rows[16]["embedding"] = [1.0, float("nan"), 2.0]  # not finite: not on the map, counted
+    rows[17]["scores"]["quadrant"]["Q1"] = "high"  # text: the row skipped, its block read row by row
+    rows[18]["embedding"] = [1.0, 2.0]  # another width
+    rows[21]["duration"] = 7  # an integer
+    return rows[:20] + [b"\n", b"not json\n", {"path": "songs/failed.mp3", "error": "no such file"}, b"[1, 2]\n"] + rows[20:]
+
+
+@pytest.mark.parametrize("flush_rows", [3, 4096])
+def test_lean_json_lines_read_odd_rows_as_the_reference_reader(tmp_path, monkeypatch, flush_rows):
+    monkeypatch.setattr(report_data._Collector, "FLUSH_ROWS", flush_rows)
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 7)  # the reservoir replaces songs within the file
+    src = tmp_path / "odd.jsonl"
+    write_lines(src, odd_jsonl_rows() + [json.dumps(row(99)).encode()[:50]])  # and a last line cut short
+    took, lean_way = [], report_data._JsonLines.lean
+    monkeypatch.setattr(report_data._JsonLines, "lean", lambda *args: took.append(lean_way(*args)) or took[-1])
+    lean = read_results([src])
+    assert 25 < sum(took) < len(took)  # most rows the lean way, the odd ones not
+    monkeypatch.setattr(report_data._JsonLines, "lean", lambda self, row, line, slot: False)  # every row the reference way
+    reference = read_results([src])
+    same_results(lean, reference)
+    assert lean.skipped["a last line cut short (a killed run?)"] == 1 and lean.skipped["lines that are not valid JSON"] == 1
+    assert "songs/0009.mp3" not in lean.paths and "songs/0017.mp3" not in lean.paths and "songs/0008.mp3" in lean.paths
+    assert lean.heads["backbone"].scores[lean.paths.index("songs/0008.mp3")].tolist() == pytest.approx([0.2, 0.3, 0.1])
+    assert lean.failures == [("songs/0015.mp3", "decode failed"), ("songs/failed.mp3", "no such file")]
+    assert lean.n_with_embedding == 40 and len(lean.embeddings) <= 7
+
+
+def catalogue_part(path, rows: list, heads=HEADS, row_group_size=None) -> None:
+    """A catalogue Parquet part (runtime/catalogue_store's layout) of ``rows`` (row() dicts)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    columns: dict = {"path": [r["path"] for r in rows], "duration": [r["duration"] for r in rows]}
+    for head, labels in heads.items():
+        columns[f"top_{head}"] = [";".join(label for label, _ in r["top"][head]) for r in rows]
+        for label in labels:
+            columns[f"{head}:{label}"] = pa.array([r["scores"][head][label] for r in rows], pa.float32())
+    columns["embedding"] = pa.array([r.get("embedding") for r in rows], pa.list_(pa.float32()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+
+
+def test_catalogue_parts_read_ahead_sample_the_map_as_row_by_row_reading(tmp_path, monkeypatch):
+    """Several parts, several row groups each (one streamed: larger than PARQUET_BIG_GROUP),
+    embeddings sampled a batch at a time: the same songs, scores and map sample as the same
+    rows in JSON Lines, read one at a time."""
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 7)
+    monkeypatch.setattr(report_data, "PARQUET_BIG_GROUP", 12)
+    rows = [row(i, embedding=[float(i), 1.0, -1.0]) for i in range(60)]
+    for r in rows:  # float32 scores, as a catalogue stores them
+        r["scores"] = {h: {label: float(np.float32(v)) for label, v in s.items()} for h, s in r["scores"].items()}
+    rows[4]["embedding"] = [0.0, float("nan"), 1.0]
+    rows[30]["embedding"] = None
+    catalogue_part(tmp_path / "job" / "songs" / "part-0.parquet", rows[:25], row_group_size=10)
+    catalogue_part(tmp_path / "job" / "songs" / "part-1.parquet", rows[25:], row_group_size=20)  # the last group: 15 rows, streamed
+    parquet = read_results([tmp_path / "job"])
+    src = tmp_path / "same.jsonl"
+    write_lines(src, rows)
+    monkeypatch.setattr(report_data._JsonLines, "lean", lambda self, row, line, slot: False)
+    same_results(parquet, read_results([src]))
+    assert parquet.n_with_embedding == 59 and len(parquet.embeddings) == 7 and sum(parquet.skipped.values()) == 1
+
+
+def test_another_bundles_part_is_skipped_and_labels_in_another_order_are_taken(tmp_path):
+    catalogue_part(tmp_path / "a" / "part-0.parquet", [row(i) for i in range(5)])
+    foreign = {"backbone": ["rock", "jazz", "calm"], "quadrant": ["Q1", "Q3"]}
+    rows = [row(i) for i in range(5, 8)]
+    for r in rows:
+        r["scores"]["quadrant"] = {"Q1": 0.5, "Q3": 0.5}
+        r["top"]["quadrant"] = [["Q1", 0.5], ["Q3", 0.5]]
+    catalogue_part(tmp_path / "a" / "part-1.parquet", rows, heads=foreign)
+    turned = {"backbone": ["calm", "rock", "jazz"], "quadrant": ["Q2", "Q1"]}
+    catalogue_part(tmp_path / "a" / "part-2.parquet", [row(i) for i in range(8, 10)], heads=turned)
+    got = read_results([tmp_path / "a"])
+    assert got.paths == [f"songs/{i:04d}.mp3" for i in [0, 1, 2, 3, 4, 8, 9]]
+    assert got.skipped == {"rows whose 'quadrant' labels differ from the first rows' (results of another bundle?)": 3}
+    expected = [[row(i)["scores"]["backbone"][label] for label in HEADS["backbone"]] for i in [0, 1, 2, 3, 4, 8, 9]]
+    assert np.allclose(got.heads["backbone"].scores, expected, atol=1e-6)
+
+
+def csv_text(rows: list[list[str]], labels: list[str], embedding: bool = True) -> str:
+    return ",".join(["path", "duration", "error"] + labels + (["embedding"] if embedding else [])) + "\n" + "\n".join(",".join(r) for r in rows) + "\n"
+
+
+def test_csv_read_by_pyarrow_as_the_csv_module_reads_it(tmp_path, monkeypatch):
+    """Failures, rows without a path or cut short, empty cells, a quoted path with a comma and
+    a newline, "NA" (a text, not a null): the pyarrow reading and the csv module's agree."""
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 5)
+    labels = [f"{h}:{label}" for h, names in HEADS.items() for label in names]
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(30):
+        cells = [f"songs/{i:04d}.mp3", f"{30 + i:.3f}", ""] + [f"{v:.6f}" for v in rng.random(len(labels))] + [" ".join(f"{v:.4f}" for v in rng.standard_normal(4))]
+        rows.append(cells)
+    rows[2][3] = ""  # an empty score: unknown
+    rows[3][1] = ""  # an empty duration: unknown
+    rows[4][2] = "decode failed: truncated"
+    rows[5][0] = ""  # no path
+    rows[6][0] = '"songs/a, b\nc.mp3"'  # quoted: a comma and a newline in the path
+    rows[7][-1] = ""  # no embedding
+    rows[8][-1] = "1 2 x 4"  # an embedding that is not numbers: not on the map, not counted (as before)
+    rows[9] = rows[9][:3]  # cut short
+    src = tmp_path / "r.csv"
+    src.write_text(csv_text(rows, labels) + "songs/last.mp3,1.0,")  # and a last line cut short
+    arrow, took = report_data._read_csv_arrow, []
+    monkeypatch.setattr(report_data, "_read_csv_arrow", lambda *args: took.append(arrow(*args)) or took[-1])
+    fast = read_results([src])
+    assert took == [True]  # pyarrow read it
+    monkeypatch.setattr(report_data, "_read_csv_arrow", lambda *args: False)  # the csv module's reading
+    same_results(fast, read_results([src]))
+    assert "songs/a, b\nc.mp3" in fast.paths and fast.failures == [("songs/0004.mp3", "decode failed: truncated")]
+    assert fast.skipped == {"rows with a wrong number of cells (cut short?)": 2, "rows without a path": 1}
+    assert math.isnan(fast.durations[3]) and math.isnan(fast.heads["backbone"].scores[2, 0]) and fast.n_with_embedding == 28
+    rows[10][4] = "NA"
+    src.write_text(csv_text(rows, labels))
+    monkeypatch.setattr(report_data, "_read_csv_arrow", lambda *args: took.append(arrow(*args)) or took[-1])
+    got = read_results([src])
+    assert took == [True, False]  # pyarrow refused the file: the csv module read it
+    assert got.skipped["rows with non-numeric scores (could not convert string to float: 'NA')"] == 1
+
+
+def test_csv_of_another_bundle_after_a_first_file_and_labels_in_another_order(tmp_path):
+    first, second, third = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    first.write_text(csv_text([["a.mp3", "1", "", "0.1", "0.2"]], ["h:x", "h:y"], embedding=False))
+    second.write_text(csv_text([["b.mp3", "2", "", "0.3", "0.4"], ["c.mp3", "3", "", "0.5", "0.6"]], ["h:x", "h:z"], embedding=False))
+    third.write_text(csv_text([["d.mp3", "4", "", "0.7", "0.8"]], ["h:y", "h:x"], embedding=False))
+    got = read_results([first, second, third])
+    assert got.paths == ["a.mp3", "d.mp3"] and np.allclose(got.heads["h"].scores, [[0.1, 0.2], [0.8, 0.7]])
+    assert got.skipped == {"rows whose 'h' labels differ from the first rows' (results of another bundle?)": 2}
+
+
+def test_a_damaged_parquet_file_is_a_clear_error(tmp_path):
+    from samplecnn.runtime.report import main
+
+    catalogue_part(tmp_path / "part-0.parquet", [row(i) for i in range(3)])
+    damaged = tmp_path / "part-0.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-40])  # a copy cut short
+    errors = __import__("io").StringIO()
+    assert main([str(damaged)], out=str(tmp_path / "r.html"), stderr=errors) == 2
+    assert "not a readable Parquet file" in errors.getvalue() and not (tmp_path / "r.html").exists()
+
+
+def test_the_reservoir_takes_the_same_songs_a_block_or_a_song_at_a_time(monkeypatch):
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 10)
+    one, many = report_data._Collector(seed=3), report_data._Collector(seed=3)
+    singles = [one.keep_embedding() for _ in range(500)]
+    blocks = np.concatenate([many.reserve(k) for k in (1, 7, 2, 90, 400)])
+    assert [-1 if s is None else s for s in singles] == blocks.tolist() and one.n_with_embedding == many.n_with_embedding == 500
+    assert 0 < sum(s is not None for s in singles[10:]) < 100  # past the first 10: kept now and then
+
+
+def test_box_statistics_are_matplotlibs():
+    from matplotlib.cbook import boxplot_stats
+
+    from samplecnn.runtime.report import box_stats
+
+    rng = np.random.default_rng(0)
+    scores = rng.beta(0.5, 3, (999, 5)).astype(np.float32)
+    scores[:, 1] = 0.25  # constant
+    scores[5, 2] = np.nan  # a NaN score
+    scores[:, 3] = np.r_[rng.random(990), np.full(9, 40.0)].astype(np.float32)  # far outliers
+    for mine, theirs in zip(box_stats(scores), boxplot_stats([scores[:, i] for i in range(5)])):
+        for key in ("q1", "med", "q3", "whislo", "whishi"):
+            assert np.array_equal(mine[key], theirs[key], equal_nan=True), key
+    assert len(box_stats(np.zeros((0, 2), np.float32))) == 2
+
+
+def test_without_pyarrow_a_scored_csv_says_which_extra(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "one.csv"
+    src.write_text(csv_text([["a.mp3", "1", "", "0.1", "0.2"]], ["h:x", "h:y"], embedding=False))
+    code = ("import sys; sys.modules['pyarrow'] = None\n"  # as if it were not installed
+            "from samplecnn.runtime.report import main\n"
+            f"sys.exit(main([{str(src)!r}], out={str(tmp_path / 'r.html')!r}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "reading CSV needs pyarrow" in run.stderr and "pip install 'samplecnn[plot]'" in run.stderr, run.stderr
