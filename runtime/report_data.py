@@ -495,7 +495,7 @@ class _JsonLines:
     """Reads JSON Lines row by row with orjson, in two ways that keep, skip and count every
     row alike. :meth:`reference` takes any row. Once a row with a ``scores`` map of maps
     (``samplecnn infer``'s nested rows) has shown the heads and labels, rows with exactly
-    those (in that order), a path, no error and a numeric or missing duration take the lean
+    those (in that order), a path, no error and a float or missing duration take the lean
     way: their scores wait as flat lists, a block (``_Collector.FLUSH_ROWS`` rows) is one
     numpy conversion and one :meth:`_Collector.add_block`. A block whose scores are not all
     numbers goes through :meth:`reference` row by row. Every other row flushes the block and
@@ -578,11 +578,17 @@ class _JsonLines:
         if not block:
             return
         paths, durations, self.paths, self.durations = self.paths, self.durations, [], []
-        n = len(block)
-        try:
-            scores = {h: (labels, np.array(flat, np.float64).reshape(n, len(labels))) for h, labels, flat in zip(self.heads, self.labels, self.pending)}
-        except (TypeError, ValueError, OverflowError):
-            scores = None
+        scores = {}
+        for h, labels, flat in zip(self.heads, self.labels, self.pending):
+            try:
+                values = np.array(flat, np.float64)  # None -> NaN, numeric text and bools -> numbers, as _scores_row reads them
+            except (TypeError, ValueError, OverflowError):
+                scores = None
+                break
+            if values.ndim != 1:  # every score a list of one number
+                scores = None
+                break
+            scores[h] = (labels, values.reshape(len(block), len(labels)))
         for flat in self.pending:
             flat.clear()
         if scores is None:
