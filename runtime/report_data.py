@@ -875,13 +875,16 @@ def read_parquets(paths: list[Path], collector: _Collector) -> None:
         fill()
         while window:
             (path, parquet, plan, group, needed), future = window.popleft()
-            if group is None:
-                _read_parquet_rows(parquet, plan, collector)
-            else:
-                batches = future.result().to_batches() if future else parquet.iter_batches(batch_size=4096, row_groups=[group], columns=needed, use_threads=False)
-                for batch in batches:
-                    _parquet_batch(batch, plan, collector)
-                del batches
+            try:
+                if group is None:
+                    _read_parquet_rows(parquet, plan, collector)
+                else:
+                    batches = future.result().to_batches() if future else parquet.iter_batches(batch_size=4096, row_groups=[group], columns=needed, use_threads=False)
+                    for batch in batches:
+                        _parquet_batch(batch, plan, collector)
+                    del batches
+            except (pyarrow.ArrowException, OSError) as exc:  # a damaged page: its footer was readable
+                raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
             fill()
             # Hand freed decode buffers back: without this the allocator keeps every part's
             # (100,000 catalogue rows with 960-float embeddings: 820 -> 290 MB peak RSS).

@@ -352,6 +352,24 @@ def test_a_damaged_parquet_file_is_a_clear_error(tmp_path):
     assert "not a readable Parquet file" in errors.getvalue() and not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize("big_group", [1000, 2])  # decoded ahead by the worker thread, or streamed
+def test_a_parquet_file_with_a_damaged_page_is_a_clear_error(tmp_path, monkeypatch, big_group):
+    import pyarrow.parquet as pq
+
+    from samplecnn.runtime.report import main
+
+    monkeypatch.setattr(report_data, "PARQUET_BIG_GROUP", big_group)
+    part = tmp_path / "part-0.parquet"
+    catalogue_part(part, [row(i) for i in range(3)])
+    column = pq.ParquetFile(part).metadata.row_group(0).column(0)  # path
+    data = bytearray(part.read_bytes())
+    data[column.data_page_offset : column.data_page_offset + 16] = b"\xff" * 16  # the page header: footer intact
+    part.write_bytes(bytes(data))
+    errors = __import__("io").StringIO()
+    assert main([str(part)], out=str(tmp_path / "r.html"), stderr=errors) == 2
+    assert "not a readable Parquet file" in errors.getvalue() and not (tmp_path / "r.html").exists()
+
+
 def test_the_reservoir_takes_the_same_songs_a_block_or_a_song_at_a_time(monkeypatch):
     monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 10)
     one, many = report_data._Collector(seed=3), report_data._Collector(seed=3)
