@@ -41,7 +41,7 @@ head.
   vocals, tempo, mood words) at a few hundred times real time on a laptop CPU, as song
   vectors for your own classifiers (`samplecnn fit`), demos and pipelines.
 - Not as good as: its teacher on every song. It is a 16x smaller raw-waveform student
-  trained for about two and a half hours on a 2-core CPU; the teacher-agreement and transfer figures below
+  trained for {train_time} on a 2-core CPU; the teacher-agreement and transfer figures below
   say how close it gets. MagnaTagATune's vocabulary has its own quirks (e.g. `classical`
   and `classic`, `female` and `woman` are separate tags).
 - The `instruments` head was fitted on synthesized General MIDI renderings (synthtags) and
@@ -105,8 +105,8 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
         lines.append(f"| {name} | {q[name]['dims']} | {q[name]['accuracy']:.3f} ± {q[name]['std']:.3f} | "
                      f"{st[name]['accuracy']:.3f} ± {st[name]['std']:.3f} |")  # fmt: skip
     lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
-              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `session-2 default all` is the "
-              "previous default model (the same recipe after ~1 h of distillation), `first default (mer4q tags) all` the one "
+              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `session-3 default all` is the previous default model (session 3: the same runs, 62 minutes shorter), `session-2 default all` the "
+              "one before (the same recipe after ~1 h of distillation), `first default (mer4q tags) all` the one "
               "before it (trained on 610 mer4q songs' tags); their rows come from the same protocol and folds "
               "(experiments/results/distill_eval_session2.json). musicnn rows are the teacher's song-mean "
               "penultimate features (200 dims) and taggram (50 tags).", ""]
@@ -141,7 +141,7 @@ def training_section(manifest: dict) -> list[str]:
         "", "```bash", *commands, "```", "",
         "Every run started with the options in `experiments/train_default_backbones.sh` (width 0.25, Adam, batch 64, "
         "bf16 autocast, two crops per clip, soft MTT tags + penultimate and pooled features) and was continued with "
-        "`--resume` (62 + 88 minutes).", "",
+        "`--resume` in later sessions (train time per run in the table).", "",
     ]
     lines += ["Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (metrics.jsonl per epoch). Rebuild everything after "
               "training with `experiments/default_model.sh`.", ""]
@@ -205,7 +205,9 @@ def main() -> None:
     root = Path(args.bundle)
     bundle = Bundle.load(root)
     manifest = bundle.spec.to_dict()
-    lines = [INTRO, DATA]
+    minutes = [float(c.get("training", {}).get("train_seconds") or 0) / 60 for c in manifest["provenance"].get("checkpoints", {}).values()]
+    train_time = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per backbone" if minutes else "an unrecorded time"
+    lines = [INTRO.replace("{train_time}", train_time), DATA]
     lines += sources_section(args.sources)
     lines += evaluation_section(args.evaluation)
     lines += training_section(manifest)
