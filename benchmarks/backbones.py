@@ -15,7 +15,8 @@ Rounds (``--rounds``, default 3): per round and thread count, each precision's G
 (``peak.py``) is measured next to the engines of that precision, the order reversed every
 other round (peak fp32, torch, ort fp32 ..., peak int8, ort int8 ...; then backwards). Every
 ratio (fraction of peak, speedup over torch) is taken within a round and reported as the
-median over rounds with its spread; the raw per-round figures stay in ``rounds``.
+median over rounds with its spread; the raw per-round figures stay in each row's ``rounds``
+and in ``peak_rounds``.
 
     python -m samplecnn.benchmarks.backbones [--quick] [--widths 1 --widths 0.25] [--json ...] [--plot ...]
 """
@@ -172,7 +173,7 @@ def run(*, widths: list[float], min_seconds: float, min_calls: int, workdir: Pat
         main_batches=MAIN_BATCHES, other_batches=OTHER_BATCHES, rounds: int = 3, log=print) -> dict:
     """Every engine over the grid in ``rounds`` rounds, each precision's GEMM peak measured in
     every round next to the engines of that precision (the order reversed every other round);
-    returns {peak, rows, rounds (raw), ...}: see :func:`summarise`."""
+    returns {peak, rows, peak_rounds (every GEMM of every round), ...}: see :func:`summarise`."""
     from samplecnn.trainer.model import preset
 
     all_threads = os.cpu_count() or 1
@@ -200,7 +201,8 @@ def run(*, widths: list[float], min_seconds: float, min_calls: int, workdir: Pat
         raw.append({"peak": peaks, "rows": rows})
         log(f"  backbones round {r + 1}/{rounds} done ({time.perf_counter() - t0:.0f} s)")
     summary = summarise(raw, lambda scale, width: preset(scale, n_tags=50, width=width).flops_per_segment())
-    return {**summary, "rounds": raw, "prepared": prepared, "child_peak_rss_mb": child_rss, "tensorrt": tensorrt_note(),
+    # Raw per-round figures: each row's in its "rounds", each GEMM's in "peak_rounds".
+    return {**summary, "peak_rounds": [one["peak"] for one in raw], "prepared": prepared, "child_peak_rss_mb": child_rss, "tensorrt": tensorrt_note(),
             "models": "presets 50 tags, random weights (BatchNorm statistics randomised)", "inputs": "real audio segments (mer4q test songs)",
             "timing": "per round: the median of each configuration's timed calls; every ratio is taken within a round, then the median "
                       "over rounds (±spread = (max - min) / median)",

@@ -284,6 +284,10 @@ def cached_bundle(workdir: Path, name: str, checkpoints: list[Path], *, precisio
     int8 agreement is recorded in the manifest, not enforced); pass 0.9 for trained models."""
     options = {"precisions": list(precisions), "lowering": lowering, "min_agreement": min_agreement,
                "audio": [str(evaluation_source()), str(calibration_source())]}
+    if "int8" in precisions:  # a change of the int8 defaults (e.g. the float stem) is a different graph: export again
+        from samplecnn.export.quantize import Int8Settings
+
+        options["int8_settings"] = Int8Settings().to_dict()
     key = _key(checkpoints, options)
     out = workdir / "bundles" / f"{name}-{key}"
     if (out / "manifest.json").is_file():

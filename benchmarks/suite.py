@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from . import backbones, op_profile, pipeline_profile
+from .peak import PEAK_KEY
 from .common import (AUDIO_ENV, DEFAULT_WORKDIR, EXAMPLES, PRESET_SCALES, RESULTS, cached_bundle, machine_info, random_checkpoints, song_paths,
                      trained_checkpoints, training_running, write_json)
 
@@ -229,7 +230,7 @@ def _md_spread(v: dict | None, what: str = "") -> str:
 
 
 def _md_peak(p: dict, precision: str) -> str:
-    key = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}[precision]
+    key = PEAK_KEY[precision]
     unit = "GOP/s" if precision == "int8" else "GFLOP/s"
     return f"{precision} {p.get(key)} {unit}{_md_spread((p.get('rounds') or {}).get(precision))}"
 
