@@ -45,13 +45,14 @@ def result_heads(bundle: Bundle) -> list[tuple[str, tuple[str, ...]]]:
 # BYTES_PER_FIRST_LAYER_VALUE x (the first conv's output: segment/m frames x C0 channels) per
 # segment. So the CPU default is the largest batch <= MAX_CPU_BATCH whose activations fit
 # ACTIVATION_BUDGET_BYTES, which keeps `samplecnn infer` under its 200 MB peak-RSS target.
-# int8: 5 since onnxruntime's sessions share one arena (backends/ort.py) and the int8 graphs
-# keep a float stem: `samplecnn infer` on the full-width presets peaked at 145 / 158 / 175 /
-# 199 MB at batch 3 / 4 / 5 / 8 on the 2.2 min example, at the same speed (2026-11-30), so
-# full-width int8 runs batch 4-5 (3^9 4); fp32: full-width batch 1; width 0.5 and below: batch 8.
+# int8 as fp32: its graphs keep the stem a float Conv (export's Int8Settings.stem_fp32), so the
+# largest activations are float as in fp32. Measured with onnxruntime's shared arena
+# (backends/ort.py), full-width presets, int8, 2.2 min example (2026-11-30): peak RSS 155 / 192
+# / 266 / 414 MB at batch 1 / 2 / 4 / 8, batch 1 as fast as any; so full-width models run batch 1
+# in both precisions, the default model (width 0.25) batch 4-5, width 0.125 batch 8.
 MAX_CPU_BATCH = 8
 ACTIVATION_BUDGET_BYTES = 56 << 20
-BYTES_PER_FIRST_LAYER_VALUE = {"fp32": 20, "fp16": 10, "int8": 5}
+BYTES_PER_FIRST_LAYER_VALUE = {"fp32": 20, "fp16": 10, "int8": 20}
 GPU_BATCH = 16  # the TensorRT engines' optimal profile batch (export.tensorrt.DEFAULT_PROFILE)
 DEFAULT_DECODE_WORKERS = 1  # one decoder keeps ahead of inference here (decode is 1-5% of the time)
 

@@ -161,7 +161,9 @@ def test_default_batch_size_keeps_activations_in_budget(tiny_bundle):
     assert default_batch_size(scale, "fp32", "cpu") == MAX_CPU_BATCH
     full = replace(scale, config={**scale.config, "width": 1.0})  # 19683 frames x 128 channels
     assert default_batch_size(full, "fp32", "cpu") == 1
-    assert default_batch_size(full, "int8", "cpu") == ACTIVATION_BUDGET_BYTES // (19683 * 128 * 5) == 4  # 5 B per value (shared arena, float stem)
+    assert default_batch_size(full, "int8", "cpu") == 1  # its stem is float: activations as large as fp32's
+    width_quarter = replace(scale, config={**scale.config, "width": 0.25})  # the default model: 32 channels
+    assert default_batch_size(width_quarter, "int8", "cpu") == default_batch_size(width_quarter, "fp32", "cpu") == ACTIVATION_BUDGET_BYTES // (19683 * 32 * 20) == 4
     assert default_batch_size(full, "fp32", "cuda") == GPU_BATCH
 
 
