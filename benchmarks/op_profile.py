@@ -3,8 +3,8 @@ convolution's FLOPs and achieved GFLOP/s, so a missed target can be traced to la
 
     python -m samplecnn.benchmarks.op_profile BUNDLE [--scale 3^9] [--precision fp32] [--batch 8] [--threads 2]
 
-Sessions are built with the runtime's options (``OrtBackend``: all graph optimisations, no
-arena), so the profile is the one ``samplecnn infer`` runs. Convolution nodes (Conv, the NCHWc
+Sessions are built with the runtime's own options (``runtime.backends.ort``: all graph
+optimisations, the shared CPU arena), so the profile is the one ``samplecnn infer`` runs. Convolution nodes (Conv, the NCHWc
 Conv, QLinearConv, ...) are matched in execution order to the backbone's layers (stem, blocks
 1..n, the 1x1 conv), whose FLOPs come from the bundle's config.
 """
@@ -43,16 +43,12 @@ def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: i
     """Per-node and per-op-type time (ms per segment, median over ``runs`` after one warm-up)."""
     import onnxruntime as ort
 
+    from samplecnn.runtime.backends.ort import _options as ort_options
     from samplecnn.runtime.bundle import Bundle
 
     bundle = Bundle.load(bundle_path)
     spec = bundle.scale(scale)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.enable_cpu_mem_arena = False  # as runtime.backends.ort.OrtBackend
-    options.enable_mem_pattern = False
-    options.log_severity_level = 3
+    options = ort_options(ort, threads, optimise=True)  # the runtime's own session options
     options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="samplecnn-prof-") as tmp:
         options.profile_file_prefix = os.path.join(tmp, "ort")
