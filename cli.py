@@ -327,25 +327,16 @@ def triton(
 # --- bench (benchmarks/) ---------------------------------------------------------------------
 
 
-@app.command()
-def bench(
-    out: str = typer.Option("benchmarks/results", "--out", help="Folder for bench.json and bench.png."),
-    songs: int = typer.Option(8, help="mer4q test songs for the full-width pipeline comparison."),
-    agreement_songs: int = typer.Option(16, help="mer4q test songs for the trained default model (int8 agreement)."),
-    min_seconds: float = typer.Option(1.0, help="Timed seconds per backbone configuration."),
-    rss_file: str = typer.Option(None, help="Song for the peak-RSS run of `samplecnn infer` (default: the longest example)."),
-    audio: str = typer.Option(None, help="Folder or CSV of songs replacing mer4q (smoke tests)."),
-    workdir: str = typer.Option(None, help="Cache of benchmark checkpoints, bundles and segments (default /tmp/samplecnn-bench)."),
-    quick: bool = typer.Option(False, help="Smoke run: tiny models and grid; the numbers mean nothing."),
-) -> None:
-    """Benchmark backbones (vs the measured GEMM peak) and the whole pipeline (vs torch eager); check the targets."""
-    import argparse
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """Benchmark backbones (vs the measured GEMM peak) and the whole pipeline (vs torch eager); check the targets.
 
-    from .benchmarks.common import DEFAULT_WORKDIR
-    from .benchmarks.suite import run as run_suite
+    Options are the suite's own (`samplecnn bench --help`): --out, --songs, --agreement-songs,
+    --min-seconds, --rounds, --rss-file, --audio, --workdir, --quick.
+    """
+    from .benchmarks.suite import main as run_suite
 
-    run_suite(argparse.Namespace(out=out, songs=songs, agreement_songs=agreement_songs, min_seconds=min_seconds, rss_file=rss_file,
-                                 audio=audio, workdir=workdir or str(DEFAULT_WORKDIR), quick=quick))
+    run_suite(ctx.args, prog="samplecnn bench")
 
 
 # --- catalogue (runtime/catalogue) -----------------------------------------------------------

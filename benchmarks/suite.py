@@ -317,10 +317,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: width 0.125, 3^9 only, tiny grid (numbers are meaningless)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Parse the suite's options (declared once, in :func:`add_arguments`; `samplecnn bench` passes its arguments here) and run."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    run(parser.parse_args())
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -51,3 +51,20 @@ def test_gpu_script_fails_clearly_without_cuda(tmp_path):
     assert done.returncode == 2
     assert "no CUDA GPU" in done.stderr
     assert not (tmp_path / "gpu.json").exists()
+
+
+def test_bench_cli_takes_the_suites_options():
+    """`samplecnn bench` parses with the suite's own parser (each option declared once): its help
+    lists every suite option, and an unknown option is refused with exit 2, naming it."""
+    from samplecnn.benchmarks.suite import add_arguments
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = [a.option_strings[0] for a in parser._actions if a.option_strings and a.option_strings[0] != "-h"]
+    shown = subprocess.run([sys.executable, "-m", "samplecnn.cli", "bench", "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: samplecnn bench")
+    assert all(option in shown.stdout for option in options) and "--rounds" in options
+    refused = subprocess.run([sys.executable, "-m", "samplecnn.cli", "bench", "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--no-such-option" in refused.stderr
