@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, machine_info, paired_ratio, peak_rss_mb, random_checkpoints,
+from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, format_figure, machine_info, paired_ratio, peak_rss_mb, random_checkpoints,
                      real_segments, report_child, round_order, run_child, spread, time_calls, write_json)
 from .peak import PEAK_KEY, PRECISIONS, measure_precision
 
@@ -281,14 +281,6 @@ def tensorrt_note() -> str:
     return "tensorrt is importable, but engines need a CUDA GPU: run benchmarks/gpu.py there"
 
 
-def _pm(figure: dict | None, percent: bool = False) -> str:
-    """'median±spread%' of a :func:`common.spread` dict ('!' when flagged); '' without one."""
-    if not figure:
-        return ""
-    value = f"{100 * figure['median']:.1f}%" if percent else f"{figure['median']:.2f}"
-    return f"{value}±{100 * figure['spread']:.0f}%{'!' if figure['flagged'] else ''}"
-
-
 def format_peaks(peak: dict) -> list[str]:
     """One line per thread count: each precision's peak (median over rounds ± spread) and its best GEMM."""
     lines = []
@@ -308,8 +300,8 @@ def format_table(result: dict) -> str:
     lines = [f"{'engine':<17} {'scale':>5} {'width':>5} {'thr':>3} {'batch':>5} {'ms/seg':>8} {'seg/s':>7} {'GFLOP/s':>8} {'% peak':>13} {'x torch':>12}"]
     for r in result["rows"]:
         lines.append(f"{r['engine']:<17} {r['scale']:>5} {r['width']:>5g} {r['threads']:>3} {r['batch']:>5} {r['ms_per_segment']:>8.2f} "
-                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {_pm(r.get('fraction_of_peak_rounds'), True):>13} "
-                     f"{_pm(r.get('speedup_vs_torch_rounds')):>12}")
+                     f"{r['segments_per_s']:>7.2f} {r['achieved_gflops']:>8.1f} {format_figure(r.get('fraction_of_peak_rounds'), percent=True):>13} "
+                     f"{format_figure(r.get('speedup_vs_torch_rounds'), digits=2):>12}")
     lines += format_peaks(result["peak"])
     lines.append(f"(median over rounds, ±spread = (max - min) / median, ! = spread > 10%) TensorRT fp16/int8: {result['tensorrt']}")
     return "\n".join(lines)

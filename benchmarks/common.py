@@ -119,6 +119,16 @@ def spread(values: list[float]) -> dict:
     return {"median": round(median, 3), "spread": round(width, 3), "flagged": bool(width > SPREAD_FLAG), "rounds": [round(v, 3) for v in values]}
 
 
+def format_figure(figure: dict | None, *, percent: bool = False, digits: int | None = None, missing: str = "") -> str:
+    """'median±S%' of a :func:`spread` dict, '!' when flagged (``missing`` without one): the
+    median as a percentage (``percent``), with ``digits`` decimals, or as stored."""
+    if not figure:
+        return missing
+    m = figure["median"]
+    value = f"{100 * m:.1f}%" if percent else (f"{m:.{digits}f}" if digits is not None else f"{m}")
+    return f"{value}±{100 * figure['spread']:.0f}%{'!' if figure['flagged'] else ''}"
+
+
 def paired_ratio(numerators: list[float | None], denominators: list[float | None]) -> dict | None:
     """:func:`spread` of the per-round ratios numerator[r] / denominator[r] (each pair measured in
     the same round); None when the rounds do not pair up or a figure is missing or zero."""

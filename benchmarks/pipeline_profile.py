@@ -34,7 +34,7 @@ from samplecnn.runtime.audio import audio_info, iter_audio_blocks
 from samplecnn.runtime.streaming import StreamSegmenter, resampled_length
 from samplecnn.runtime.tagger import Tagger, expand_inputs
 
-from .common import EXAMPLES, SPREAD_FLAG, paired_ratio, peak_rss_mb, percentile, report_child, round_order, run_child, spread
+from .common import EXAMPLES, SPREAD_FLAG, format_figure, paired_ratio, peak_rss_mb, percentile, report_child, round_order, run_child, spread
 
 
 def playlist(minutes: float) -> list[str]:
@@ -390,18 +390,14 @@ def summarise(results: dict[str, list[dict]], flops: dict[str, int]) -> tuple[li
 
 
 def format_compare(result: dict, title: str) -> str:
-    def ratio(r: dict, key: str) -> str:
-        v = r.get(key)
-        return f"{v['median']}±{100 * v['spread']:.0f}%{'!' if v['flagged'] else ''}" if v else "-"
-
     lines = [f"{title} (median of {result.get('rounds', 1)} interleaved rounds, ±spread, ! = spread > {100 * SPREAD_FLAG:.0f}%)",
              f"{'pipeline':<20}{'songs':>6}{'audio s':>9}{'wall s':>8}{'songs/s':>9}{'x RT':>14}{'p50 s':>7}{'GFLOP/s':>8}{'x torch':>14}{'x musicnn':>14}"]
     for r in result["rows"]:
-        rt = ratio(r, "x_realtime_rounds").split("±")[-1]
+        rt = format_figure(r.get("x_realtime_rounds"), missing="-").split("±")[-1]
         lines.append(f"{r['pipeline']:<20}{r['songs']:>6}{r['audio_s']:>9}{r['wall_s']:>8}{r['songs_per_s']:>9}{str(r['x_realtime']) + '±' + rt:>14}"
-                     f"{r['latency_p50_s']:>7}{r['achieved_gflops']:>8}{ratio(r, 'vs_torch'):>14}{ratio(r, 'vs_musicnn'):>14}")
+                     f"{r['latency_p50_s']:>7}{r['achieved_gflops']:>8}{format_figure(r.get('vs_torch'), missing='-'):>14}{format_figure(r.get('vs_musicnn'), missing='-'):>14}")
     for pair, v in result.get("ratios", {}).items():
-        lines.append(f"songs/s {pair} (per round, median): {v['median']}±{100 * v['spread']:.0f}%{'!' if v['flagged'] else ''}")
+        lines.append(f"songs/s {pair} (per round, median): {format_figure(v)}")
     for name, why in result.get("absent", {}).items():
         lines.append(f"{name}: absent ({why})")
     for name, a in result["top5_agreement_vs_ort_fp32"].items():

@@ -246,3 +246,13 @@ def test_readme_tables_still_read_the_saved_results_of_earlier_runs():
 def test_readme_markers_must_appear_once_in_order():
     with pytest.raises(SystemExit, match="exactly one pair of markers"):
         readme_tables.render(f"{readme_tables.END}\n{readme_tables.BEGIN}\n", _suite_result())
+
+
+def test_format_figure_is_the_one_console_form_of_a_spread():
+    from samplecnn.benchmarks.common import format_figure, spread
+
+    figure = spread([2.0, 2.5, 3.0])  # median 2.5, spread 40%: flagged
+    assert format_figure(figure) == "2.5±40%!"
+    assert format_figure(figure, digits=2) == "2.50±40%!"
+    assert format_figure(spread([0.5, 0.51, 0.52]), percent=True) == "51.0%±4%"
+    assert format_figure(None) == "" and format_figure(None, missing="-") == "-"
