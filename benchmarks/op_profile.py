@@ -43,12 +43,12 @@ def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: i
     """Per-node and per-op-type time (ms per segment, median over ``runs`` after one warm-up)."""
     import onnxruntime as ort
 
-    from samplecnn.runtime.backends.ort import _options as ort_options
+    from samplecnn.runtime.backends.ort import session_options
     from samplecnn.runtime.bundle import Bundle
 
     bundle = Bundle.load(bundle_path)
     spec = bundle.scale(scale)
-    options = ort_options(ort, threads, optimise=True)  # the runtime's own session options
+    options = session_options(ort, threads, optimise=True)  # the runtime's own session options
     options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="samplecnn-prof-") as tmp:
         options.profile_file_prefix = os.path.join(tmp, "ort")

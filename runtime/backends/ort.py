@@ -66,7 +66,10 @@ def _shared_cpu_arena(ort) -> None:
             _shared_arena_registered = True
 
 
-def _options(ort, threads: int, optimise: bool):
+def session_options(ort, threads: int, optimise: bool):
+    """The CPU session options of every onnxruntime session samplecnn makes (the backend, the graph
+    cache, benchmarks/op_profile.py): ``threads`` intra-op threads, the shared arena, all graph
+    optimisations or none (``optimise``: False for an already optimised graph)."""
     options = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = level.ORT_ENABLE_ALL if optimise else level.ORT_DISABLE_ALL
@@ -112,10 +115,10 @@ def _cached_cpu_session(ort, path: Path, threads: int, cache: CompiledCache, gra
         blob, status = None, f"rebuilt: {exc}"
     if blob is not None:
         try:
-            return ort.InferenceSession(blob, sess_options=_options(ort, threads, optimise=False), providers=[CPU]), "hit"
+            return ort.InferenceSession(blob, sess_options=session_options(ort, threads, optimise=False), providers=[CPU]), "hit"
         except Exception as exc:  # a blob onnxruntime will not load is rebuilt, never trusted
             status = f"rebuilt: cached {stem} was refused by onnxruntime ({exc})"
-    options = _options(ort, threads, optimise=True)
+    options = session_options(ort, threads, optimise=True)
     fd, saved = tempfile.mkstemp(prefix=f"{stem}.", suffix=".onnx")
     os.close(fd)
     try:
@@ -151,7 +154,7 @@ def open_session(path: str | Path, device: str, threads: int, *, cache: bool = T
     if device == "cpu" and cache:
         session, status = _cached_cpu_session(ort, Path(path), threads, CompiledCache("onnxruntime", cache_dir), graph_sha256)
     else:
-        session, status = _session(ort, str(path), _options(ort, threads, optimise=True), providers, path), "off"
+        session, status = _session(ort, str(path), session_options(ort, threads, optimise=True), providers, path), "off"
     used = session.get_providers()
     if providers[0] not in used:
         raise BackendError(f"onnxruntime did not enable {providers[0]} for {path} (it used {used}); no fallback is taken")
