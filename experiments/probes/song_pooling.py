@@ -1,6 +1,8 @@
 """Probe: song pooling of level vectors over segments: mean (today) vs mean+std vs mean+max."""
 import sys, json, numpy as np
-sys.path.insert(0, "/work/main/experiments"); sys.path.insert(0, "/work/main")
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "experiments"))
 import distill_eval as de
 from samplecnn.runtime import pipeline as P
 from samplecnn.runtime import Tagger
@@ -18,7 +20,7 @@ task = sys.argv[1]
 rows, col, g = {"quadrant": (de.read_rows("mer4q"), "quadrant", "artist"), "style": (de.read_rows("synthtags"), "style", "source")}[task]
 paths = [r["path"] for r in rows]; y = np.array([r[col] for r in rows]); groups = [r[g] for r in rows]
 mean, std, mx = [], [], []
-with Tagger("/work/main/runtime/default_model") as t:
+with Tagger(ROOT / "runtime" / "default_model") as t:
     for f in t.features(paths):
         assert f.ok, f.error
         d = EXTRA.pop(f.path)
@@ -32,4 +34,4 @@ with Tagger("/work/main/runtime/default_model") as t:
 mean, std, mx = map(np.stack, (mean, std, mx))
 
 out = de.transfer({"mean": mean, "mean+std": np.concatenate([mean, std], 1), "mean+max": np.concatenate([mean, mx], 1), "std": std}, y, groups)
-json.dump(out, open(f"experiments/results/probe_song_pooling_{task}.json", "w"), indent=1)
+json.dump(out, open(ROOT / f"experiments/results/probe_song_pooling_{task}.json", "w"), indent=1)

@@ -1,21 +1,22 @@
 """Probe: the song vector vs its projections into the teacher's spaces (tags head outputs, its hidden layer, a ridge map to
 musicnn's penultimate features fitted on the training songs), judged by transfer (experiments/distill_eval.py protocol)."""
 import sys, json, numpy as np, time
-sys.path.insert(0, "/work/main/experiments"); sys.path.insert(0, "/work/main")
-import distill_eval as de
 from pathlib import Path
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "experiments"))
+import distill_eval as de
 from samplecnn.runtime import Tagger
 from samplecnn.trainer.features import extract_song_vectors
 from samplecnn.trainer.targets import read_teacher_labels
-from samplecnn.runtime.heads import song_vector
-B = "/work/main/runtime/default_model"; CACHE = str(Path.home()/".cache/samplecnn/features")
+from samplecnn.runtime.heads import head_input
+B = str(ROOT / "runtime" / "default_model"); CACHE = str(Path.home()/".cache/samplecnn/features")
 LAB = Path.home()/".cache/samplecnn/distill/labels/MTT_musicnn"
 def vecs(paths):
     with Tagger(B) as t:
         s = extract_song_vectors(t, paths, CACHE, desc="v")
         assert not s.errors, list(s.errors.items())[:3]
         heads = {h.spec.name: h for h in t.heads}
-        X = np.stack([np.concatenate([lv[k] for sc, levels in l.items() for k in sorted(levels) for lv in [levels]]) for l in s.levels])
+        X = np.stack([head_input(l, heads["tags"].spec) for l in s.levels])  # the song vector the tags head reads
     return X, heads
 # training songs of the tags head
 train_paths, pen, probs = [], [], []
@@ -50,4 +51,4 @@ for task, (rows, col, gcol) in {"quadrant": (de.read_rows("mer4q"), "quadrant", 
     feats["all+tagsprobs"] = np.concatenate([X, tags(X)], 1)
     print(task, flush=True)
     out[task] = de.transfer(feats, y, groups)
-json.dump(out, open("experiments/results/probe_teacher_projection.json", "w"), indent=1)
+json.dump(out, open(ROOT / "experiments/results/probe_teacher_projection.json", "w"), indent=1)
