@@ -55,6 +55,7 @@ def train(
     test_list: TestListOption = None,
     scale: str = typer.Option("3^9", help="Backbone scale m^n: 2^14, 3^9, 5^6 or any m^n."),
     width: float = typer.Option(1.0, help="Channel width multiplier (0.5: about 4x fewer FLOPs)."),
+    init: str = typer.Option(None, "--init", help="Fine-tune: start from this checkpoint's weights (same scale, width and labels; e.g. to add a distilled feature)."),
     epochs: int = typer.Option(None, help="Maximum epochs (default 50; with --resume: the stored value)."),
     batch_size: int = typer.Option(23, help="Segments per batch (the papers' 23)."),
     optimizer: str = typer.Option("sgd", help="sgd (Nesterov 0.9, the papers' schedule) or adam."),
@@ -94,7 +95,7 @@ def train(
             config = TrainConfig(
                 manifest=manifest, mtat=mtat, gtzan=gtzan, valid=valid, test=test, label_column=label_column,
                 task=task, tags_file=tags_file, split_lists=split_lists(train_list, valid_list, test_list),
-                scale=scale, width=width, epochs=epochs or 50, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                init=init, scale=scale, width=width, epochs=epochs or 50, batch_size=batch_size, optimizer=optimizer, lr=lr,
                 patience=patience, max_plateaus=max_plateaus, crops_per_clip=crops_per_clip,
                 workers=2 if workers is None else workers, threads=threads, device=device or "cpu", seed=seed,
                 out=out, cache_dir=cache_dir, max_clips=max_clips, max_minutes=max_minutes, command=command,

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from .batches import CropDataset, SegmentDataset, eval_loader, train_loader
 from .cache import DEFAULT_CACHE_DIR, AudioCache, CachedClip, SkippedClip
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import Dataset, holdout, limit_clips
 from .distill import DistillCrops, FeatureHead, TeacherSet, distill_loss, score_correlation
 from .metrics import evaluate
@@ -63,6 +63,7 @@ class TrainConfig(DatasetSource):
     distill_features: list[str] = field(default_factory=list)  # teacher features regressed from the levels
     feature_weight: float = 1.0  # weight of that MSE next to the soft-target BCE
     # model
+    init: str | None = None  # start from this checkpoint's weights (same scale, width and labels): fine-tuning
     scale: str = "3^9"
     width: float = 1.0
     dropout: float = 0.5
@@ -335,6 +336,8 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
             stats = teacher.feature_stats(config.distill_features)
     torch.manual_seed(config.seed)
     model = SampleCNN(model_config).to(config.device)
+    if config.init and not resume:
+        _initialise(model, dataset.labels, config.init, log)
     if stats is not None:
         head = FeatureHead(list(model_config.level_widths.values()), len(stats[0])).to(config.device)
     optimizer = build_optimizer(config, model, head)
@@ -343,6 +346,24 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     if resume:
         _restore(run, log)
     return run
+
+
+def _initialise(model: SampleCNN, labels: list[str], path: str, log) -> None:
+    """Fine-tuning: ``model`` takes the weights of checkpoint ``path``, which must be the same
+    backbone (scale, width, taps) with the same labels in the same order."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except (OSError, CheckpointError) as error:
+        raise TrainError(f"init {path}: {error}") from error
+    if checkpoint.config != model.config:
+        raise TrainError(f"init {path}: its model {checkpoint.config.name} (width {checkpoint.config.width}, "
+                         f"{checkpoint.config.n_tags} tags) is not this run's {model.config.name} "
+                         f"(width {model.config.width}, {model.config.n_tags} tags)")  # fmt: skip
+    if list(checkpoint.labels) != list(labels):
+        raise TrainError(f"init {path}: its labels differ from this run's (first difference: "
+                         f"{next((a, b) for a, b in zip(checkpoint.labels, labels) if a != b)})")  # fmt: skip
+    model.load_state_dict(checkpoint.state_dict)
+    log(f"initialised from {path}")
 
 
 def _restore(run: Run, log) -> None:
@@ -372,7 +393,7 @@ def training_record(run: Run, test: dict | None = None) -> dict:
         "clips": {s: len(v) for s, v in run.clips.items()}, "skipped_files": len(run.skipped),
         "epochs": run.epoch, "best": run.best, "last": run.history[-1] if run.history else {}, "test": test,
         "optimizer": c.optimizer, "lr": c.learning_rate, "batch_size": c.batch_size, "crops_per_clip": c.crops_per_clip,
-        "seed": c.seed, "device": c.device, "torch_threads": torch.get_num_threads(),
+        "seed": c.seed, "init": c.init, "device": c.device, "torch_threads": torch.get_num_threads(),
         "train_seconds": round(train_seconds, 1), "segments_per_second": round(train_segments / max(train_seconds, 1e-9), 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": c.command,
     }  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from samplecnn.cli import app
@@ -150,6 +151,36 @@ def test_distillation_trains_on_soft_targets_and_features_then_resumes(corpus, t
     assert "teacher_correlation" in lines[-1] and lines[-1]["event"] == "test"
     assert (tmp_path / "run" / "last.feature_head.safetensors").is_file()
     assert any("teacher band-energy" in message for message in logs)
+
+
+def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_backbone(corpus, tmp_path):
+    """--init: the run starts from the checkpoint's weights (here: a new distilled feature on
+    a trained backbone); a checkpoint of another scale or width, or with other labels, is refused."""
+    from samplecnn.trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    train(distill_config(corpus, tmp_path / "base", epochs=1), log=lambda m: None)
+    base = tmp_path / "base" / "best.safetensors"
+    logs = []
+    # lr 1e-9: one epoch of fine-tuning leaves the weights where they started, so they must be the checkpoint's
+    config = distill_config(corpus, tmp_path / "tuned", init=str(base), distill_features=["energy"], epochs=1, lr=1e-9)
+    record = train(config, log=logs.append)
+    assert record["init"] == str(base) and any(f"initialised from {base}" in m for m in logs)
+    start, tuned = load_checkpoint(base), load_checkpoint(tmp_path / "tuned" / "last.safetensors")
+    for name, tensor in start.state_dict.items():
+        if "running" not in name and "num_batches" not in name:  # batch-norm statistics move in train mode
+            assert torch.allclose(tensor, tuned.state_dict[name], atol=1e-6), name
+    fresh = distill_config(corpus, tmp_path / "fresh", epochs=1, lr=1e-9)
+    train(fresh, log=lambda m: None)
+    assert not torch.allclose(load_checkpoint(tmp_path / "fresh" / "last.safetensors").state_dict["classifier.weight"],
+                              start.state_dict["classifier.weight"], atol=1e-3)  # fmt: skip
+    with pytest.raises(TrainError, match="width 0.25"):
+        train(distill_config(corpus, tmp_path / "wide", init=str(base), width=0.25), log=lambda m: None)
+    relabelled = tmp_path / "relabelled.safetensors"
+    save_checkpoint(relabelled, start.build_model(), [f"x{i}" for i in range(len(start.labels))])
+    with pytest.raises(TrainError, match="labels differ"):
+        train(distill_config(corpus, tmp_path / "other", init=str(relabelled)), log=lambda m: None)
+    with pytest.raises(TrainError, match="init .*nope"):
+        train(distill_config(corpus, tmp_path / "none", init=str(tmp_path / "nope.safetensors")), log=lambda m: None)
 
 
 def test_label_file_that_does_not_match_its_audio_stops_training(corpus, tmp_path):
