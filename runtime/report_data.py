@@ -17,7 +17,8 @@ Readers go by column names, not by who wrote the file, so one reader takes:
 Speed (benchmarks/report_speed.py, 100,000 rows): JSON Lines are decoded by orjson (the
 standard json module reads what orjson refuses, so both accept the same lines) and rows of
 the first scored row's heads and labels take a lean path: scores wait as flat lists and a
-block of rows is one float conversion (:class:`_JsonLines`); CSV score columns are read by
+block of rows is one float conversion (:class:`_JsonLines`), and in a large file a forked
+worker decodes the second half meanwhile (:mod:`.report_parallel`); CSV score columns are read by
 pyarrow.csv (:func:`_read_csv_arrow`; the csv module reads what pyarrow refuses); catalogue
 Parquet column by column, the next row group decoded by a worker thread while one is added
 (:func:`read_parquets`); embeddings only for the songs the reservoir keeps, a batch at a
@@ -90,6 +91,7 @@ class Results:
     n_with_embedding: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    read_workers: list[dict] = field(default_factory=list)  # forked JSON Lines readers: bytes, peak RSS (MB)
 
 
 class _Collector:
@@ -120,6 +122,7 @@ class _Collector:
         self.failures: list[tuple[str, str]] = []
         self.skipped: Counter = Counter()
         self.rng = np.random.default_rng(seed)
+        self.workers: list[dict] = []  # JSON Lines read by a forked worker: bytes, its peak RSS
 
     def keep_embedding(self) -> int | None:
         """Reservoir sampling (algorithm R): the slot for the next song's embedding, or None
@@ -330,7 +333,7 @@ class _Collector:
         return Results(
             sources, self.paths, np.frombuffer(self.durations, np.float64).copy(), heads,
             self.embeddings[self.embedding_kept] if kept else None, self.embedding_rows[self.embedding_kept] if kept else None,
-            self.n_with_embedding, self.failures, self.skipped,
+            self.n_with_embedding, self.failures, self.skipped, self.workers,
         )
 
 
@@ -474,18 +477,36 @@ def _loads(line: bytes, fast):
 
 
 def read_jsonl(path: Path, collector: _Collector) -> None:
+    """JSON Lines: row by row (:class:`_JsonLines`); in a large file, once the first rows have
+    shown the heads and labels, a forked worker reads the second half meanwhile
+    (:mod:`.report_parallel`) and its records are added after the first half's rows."""
+    from .report_parallel import start_worker
+
     rows = _JsonLines(collector)
-    with open(path, "rb") as f:  # bytes: orjson reads them without a decoded copy of each line
-        tail = b""
-        while block := f.read(JSONL_CHUNK_BYTES):
-            lines = (tail + block).split(b"\n")
-            tail = lines.pop()
-            for line in lines:
-                rows.line(line)
+    size = path.stat().st_size
+    worker = None
+    try:
+        with open(path, "rb") as f:  # bytes: orjson reads them without a decoded copy of each line
+            tail, stop = b"", size
+            while (want := min(JSONL_CHUNK_BYTES, stop - f.tell())) > 0 and (block := f.read(want)):
+                lines = (tail + block).split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    rows.line(line)
+                if worker is None and rows.heads is not None and stop == size:
+                    worker = start_worker(path, f.tell(), size, rows.heads, rows.labels, JSONL_CHUNK_BYTES)
+                    if worker is not None:
+                        stop = worker.start  # a line start: this half ends with a whole line
         rows.flush()
         if tail.strip():
             rows.line(tail, truncated=True)  # a last line without its newline: a killed run's, or just unterminated
+        if worker is not None:
+            rows.replay(worker.records(JSONL_CHUNK_BYTES))
+            collector.workers.append({"bytes": worker.stop - worker.start, "peak_rss_mb": worker.peak_rss_mb})
         rows.flush()
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 JSONL_CHUNK_BYTES = 1 << 20  # bytes read at a time (8 MB: +20 MB peak, no faster)
@@ -535,19 +556,14 @@ class _JsonLines:
     def lean(self, row, line: bytes, slot: int | None) -> bool:
         """Take ``row`` the lean way if it has the known heads and labels in their order, a
         path, no error and a float or no duration; False: the caller reads it the reference way."""
-        if type(row) is not dict:
+        taken = _lean_values(row, self.heads, self.labels)
+        if taken is None:
             return False
-        scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
-        if not (type(scores) is dict and list(scores) == self.heads and type(path) is str and path
-                and (duration is None or type(duration) is float) and row.get("error") in (None, "")):
-            return False
-        values = list(scores.values())
-        if not all(type(v) is dict and list(v) == labels for v, labels in zip(values, self.labels)):
-            return False
+        path, duration, values = taken
         for flat, v in zip(self.pending, values):
             flat.extend(v.values())
         self.paths.append(path)
-        self.durations.append(np.nan if duration is None else duration)
+        self.durations.append(duration)
         self.block.append((line, slot, None if slot is None else row.get("embedding")))
         if len(self.block) >= _Collector.FLUSH_ROWS:
             self.flush()
@@ -578,17 +594,7 @@ class _JsonLines:
         if not block:
             return
         paths, durations, self.paths, self.durations = self.paths, self.durations, [], []
-        scores = {}
-        for h, labels, flat in zip(self.heads, self.labels, self.pending):
-            try:
-                values = np.array(flat, np.float64)  # None -> NaN, numeric text and bools -> numbers, as _scores_row reads them
-            except (TypeError, ValueError, OverflowError):
-                scores = None
-                break
-            if values.ndim != 1:  # every score a list of one number
-                scores = None
-                break
-            scores[h] = (labels, values.reshape(len(block), len(labels)))
+        scores = _score_block(self.heads, self.labels, self.pending, len(block))
         for flat in self.pending:
             flat.clear()
         if scores is None:
@@ -601,6 +607,48 @@ class _JsonLines:
         for k, (_, slot, embedding) in enumerate(block):
             if embedding is not None:
                 self.collector._add_embedding(embedding, slot, first_row + k)
+
+    def replay(self, records: list[tuple]) -> None:
+        """A worker's reading of the rest of the file (:mod:`.report_parallel`), in file order:
+        blocks of lean rows it already converted, and lines it left to the reference way."""
+        for record in records:
+            if record[0] == "line":
+                self.line(record[1], truncated=record[2])
+            else:
+                self.flush()
+                _, paths, durations, scores = record
+                _add_block(self.collector, paths, durations, scores)
+
+
+def _lean_values(row, heads: list[str], labels: list[list[str]]):
+    """(path, duration or NaN, [each head's label -> score map]) when ``row`` can take the lean
+    way: the known heads and labels in their order, a path, no error, a float or no duration;
+    else None."""
+    if type(row) is not dict:
+        return None
+    scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
+    if not (type(scores) is dict and list(scores) == heads and type(path) is str and path
+            and (duration is None or type(duration) is float) and row.get("error") in (None, "")):
+        return None
+    values = list(scores.values())
+    if not all(type(v) is dict and list(v) == head_labels for v, head_labels in zip(values, labels)):
+        return None
+    return path, np.nan if duration is None else duration, values
+
+
+def _score_block(heads: list[str], labels: list[list[str]], pending: list[list], n: int) -> dict | None:
+    """{head: (labels, (n, L) float64)} of ``n`` lean rows' flat scores, or None when one is
+    not a number (the rows are then read row by row)."""
+    scores = {}
+    for head, head_labels, flat in zip(heads, labels, pending):
+        try:
+            values = np.array(flat, np.float64)  # None -> NaN, numeric text and bools -> numbers, as _scores_row reads them
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if values.ndim != 1:  # every score a list of one number
+            return None
+        scores[head] = (head_labels, values.reshape(n, len(head_labels)))
+    return scores
 
 
 def read_csv(path: Path, collector: _Collector) -> None:

@@ -237,6 +237,63 @@ def test_lean_json_lines_read_odd_rows_as_the_reference_reader(tmp_path, monkeyp
     assert lean.n_with_embedding == 40 and len(lean.embeddings) <= 7
 
 
+def _second_half_file(tmp_path):
+    """Odd rows in both halves of a file, plain rows between (blocks the worker converts), a last line cut short."""
+    plain = [row(i) for i in range(100, 160)]
+    src = tmp_path / "halves.jsonl"
+    write_lines(src, odd_jsonl_rows() + plain + odd_jsonl_rows()[::-1] + plain + [json.dumps(row(99)).encode()[:50]])
+    return src
+
+
+@pytest.mark.parametrize("flush_rows", [5, 4096])
+def test_a_forked_worker_reads_the_second_half_as_one_process_reads_the_whole(tmp_path, monkeypatch, flush_rows):
+    from samplecnn.runtime import report_parallel
+
+    if not report_parallel.can_fork():
+        pytest.skip("a worker cannot be forked here (not Linux, one CPU, or other threads running)")
+    monkeypatch.setattr(report_data._Collector, "FLUSH_ROWS", flush_rows)
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 7)
+    monkeypatch.setattr(report_data, "JSONL_CHUNK_BYTES", 700)  # the first rows show the heads long before the middle
+    src = _second_half_file(tmp_path)
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 1 << 62)
+    one = read_results([src])
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 0)
+    two = read_results([src])
+    assert not one.read_workers and len(two.read_workers) == 1
+    assert src.stat().st_size * 0.3 < two.read_workers[0]["bytes"] < src.stat().st_size * 0.6
+    same_results(one, two)
+    assert two.skipped["a last line cut short (a killed run?)"] == 1 and two.skipped["lines that are not valid JSON"] == 2
+    assert len(two.paths) > 150 and two.n_with_embedding == 80
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_worker_that_fails_costs_time_not_rows(tmp_path, monkeypatch, how):
+    import os
+
+    from samplecnn.runtime import report_parallel
+
+    if not report_parallel.can_fork():
+        pytest.skip("a worker cannot be forked here (not Linux, one CPU, or other threads running)")
+    monkeypatch.setattr(report_data, "JSONL_CHUNK_BYTES", 700)
+    src = _second_half_file(tmp_path)
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 1 << 62)
+    one = read_results([src])
+    parent, real = os.getpid(), report_parallel.read_range
+
+    def failing(*args):
+        if os.getpid() != parent:  # in the worker only
+            if how == "dies":
+                os._exit(3)  # killed: nothing comes through the pipe
+            raise MemoryError("worker out of memory")
+        return real(*args)
+
+    monkeypatch.setattr(report_parallel, "read_range", failing)
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 0)
+    two = read_results([src])
+    assert len(two.read_workers) == 1
+    same_results(one, two)
+
+
 def catalogue_part(path, rows: list, heads=HEADS, row_group_size=None) -> None:
     """A catalogue Parquet part (runtime/catalogue_store's layout) of ``rows`` (row() dicts)."""
     pa = pytest.importorskip("pyarrow")

@@ -1,0 +1,188 @@
+"""A second process for large JSON Lines results files: it reads the file's second half while
+the report's process reads the first.
+
+Decoding the lines (orjson, which holds the GIL) is most of a JSON Lines report's time, so a
+thread cannot share it; a forked process can. Once the first rows have shown the heads and
+labels, :func:`start_worker` forks a worker that reads from the first line start after the
+middle of what is left to the end of the file. It does only what the lean way
+(:class:`~samplecnn.runtime.report_data._JsonLines`) does without the collector: decode each
+line and, for rows with the known heads and labels, gather path, duration and scores into
+float blocks. Every other line (an embedding, an odd row, a line orjson refuses, a last line
+cut short) is handed back as bytes and read by the report's process in file order, so the
+report is the same as a one-process reading: same rows, same order, same skip counts, same
+map sample (a unit test compares them).
+
+The worker's blocks come back through a pipe (pickled: data between two processes of this
+reader, never stored). Linux only, and only from a process with no other thread (a fork with
+threads running can deadlock): elsewhere, or on a one-CPU machine, the file is read by one
+process. A worker that fails (killed, out of memory) costs time, not rows: its half is then
+read by the report's process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .report_data import _EMBEDDING_KEY, _Collector, _lean_values, _require_orjson, _score_block
+
+PARALLEL_MIN_BYTES = 64 << 20  # files smaller than this left after the first rows: one process (a fork costs ~10 ms)
+FIND_NEWLINE_BYTES = 4 << 20  # how far past the middle to look for a line start
+
+
+def can_fork() -> bool:
+    """A worker can help: Linux, more than one usable CPU, no other thread in this process."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    return len(os.sched_getaffinity(0)) > 1
+
+
+@dataclass
+class Worker:
+    """A forked reader of bytes ``start:stop`` of ``path``."""
+
+    pid: int
+    pipe: int
+    path: Path
+    start: int
+    stop: int
+    heads: list[str]
+    labels: list[list[str]]
+    peak_rss_mb: float = 0.0
+
+    def records(self, chunk_bytes: int) -> list[tuple]:
+        """The worker's records (waits for it); its half read here when the worker failed."""
+        try:
+            with os.fdopen(self.pipe, "rb") as pipe:
+                payload = pipe.read()
+            self.pipe = -1
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+            status, records, self.peak_rss_mb = pickle.loads(payload)
+            if status == "ok":
+                return records
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+            pass
+        return read_range(self.path, self.start, self.stop, self.heads, self.labels, chunk_bytes)
+
+    def close(self) -> None:
+        """Stop a worker whose records are not wanted (the report failed meanwhile)."""
+        if self.pipe >= 0:
+            os.close(self.pipe)
+            self.pipe = -1
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
+
+
+def start_worker(path: Path, position: int, size: int, heads: list[str], labels: list[list[str]], chunk_bytes: int) -> Worker | None:
+    """Fork a worker for the part of ``path`` after the first line start past the middle of
+    ``position:size``; None when the rest is small, no line starts there, or forking cannot help."""
+    if size - position < PARALLEL_MIN_BYTES or not can_fork():
+        return None
+    middle = position + (size - position) // 2
+    with open(path, "rb") as f:
+        f.seek(middle)
+        found = f.read(FIND_NEWLINE_BYTES).find(b"\n")
+    if found < 0 or middle + found + 1 >= size:
+        return None
+    start = middle + found + 1
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: read, send, exit without running the parent's exit handlers
+        code = 1
+        try:
+            os.close(read_end)
+            try:
+                payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels, chunk_bytes), _peak_rss_mb()), protocol=5)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reads the half itself
+                payload = pickle.dumps(("error", repr(exc), 0.0))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return Worker(pid, read_end, path, start, size, heads, labels)
+
+
+def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list[list[str]], chunk_bytes: int) -> list[tuple]:
+    """Records of the lines in bytes ``start:stop`` (``start`` at a line start), in file order:
+    ``("rows", paths, durations (n,), {head: (labels, (n, L))})`` for lean rows converted in
+    blocks, ``("line", bytes, truncated)`` for a line left to the reference way."""
+    loads = _require_orjson()
+    records: list[tuple] = []
+    lines: list[bytes] = []
+    paths: list[str] = []
+    durations: list[float] = []
+    pending: list[list] = [[] for _ in heads]
+
+    def flush() -> None:
+        if not lines:
+            return
+        scores = _score_block(heads, labels, pending, len(lines))
+        if scores is None:  # a score that is not a number: the reference way, row by row
+            records.extend(("line", line, False) for line in lines)
+        else:
+            records.append(("rows", paths[:], np.array(durations, np.float64), scores))
+        for part in (lines, paths, durations, *pending):
+            part.clear()
+
+    def refer(line: bytes, truncated: bool = False) -> None:
+        flush()
+        records.append(("line", line, truncated))
+
+    with open(path, "rb") as f:
+        f.seek(start)
+        tail, left = b"", stop - start
+        while left > 0 and (block := f.read(min(chunk_bytes, left))):
+            left -= len(block)
+            split = (tail + block).split(b"\n")
+            tail = split.pop()
+            for line in split:
+                if not line.strip():
+                    continue
+                if _EMBEDDING_KEY in line:  # the map's sample is drawn in file order by the report's process
+                    refer(line)
+                    continue
+                try:
+                    row = loads(line)
+                except json.JSONDecodeError:
+                    refer(line)
+                    continue
+                taken = _lean_values(row, heads, labels)
+                if taken is None:
+                    refer(line)
+                    continue
+                paths.append(taken[0])
+                durations.append(taken[1])
+                for flat, values in zip(pending, taken[2]):
+                    flat.extend(values.values())
+                lines.append(line)
+                if len(lines) >= _Collector.FLUSH_ROWS:
+                    flush()
+        flush()
+        if tail.strip():
+            records.append(("line", tail, True))  # a last line without its newline
+    return records
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
