@@ -3,7 +3,9 @@
 Writes ROWS (default 100,000) synthetic song rows shaped like the default model's output
 (heads backbone / quadrant / instruments with 50 / 4 / 11 labels, top-5 per head, durations of
 10 s .. 10 min) in each format, then builds the report of each in a fresh child process and
-records wall and CPU seconds and the child's peak RSS (VmHWM). Formats:
+records wall and CPU seconds (the child's and its forked JSON Lines reader's) and peak RSS
+(VmHWM) of the child, and of the reader when one ran (its figure counts the pages it shares
+with the child at the fork). Formats:
 
 - ``jsonl``: `samplecnn infer --out x.jsonl` rows, no embeddings;
 - ``jsonl+emb``: the same with a 960-float embedding per row (the default model's width; not
