@@ -151,7 +151,8 @@ def child(spec: dict) -> None:
     seconds, cpu_seconds = time.perf_counter() - start, cpu_now() - cpu
     report_child({"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "songs": len(results.paths),
                   "failures": len(results.failures), "html_mb": round(Path(spec["out"]).stat().st_size / 1e6, 1),
-                  "read_workers": [{"mb": round(w["bytes"] / 1e6, 1), "peak_rss_mb": round(w["peak_rss_mb"], 1)} for w in results.read_workers],
+                  "read_workers": [{"mb": round(w["bytes"] / 1e6, 1), "peak_rss_mb": round(w["peak_rss_mb"], 1), "status": w["status"]}
+                                   for w in results.read_workers],
                   "stages_seconds": {k: round(v, 2) for k, v in stages.items()}})
 
 

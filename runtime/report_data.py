@@ -91,7 +91,7 @@ class Results:
     n_with_embedding: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
-    read_workers: list[dict] = field(default_factory=list)  # forked JSON Lines readers: bytes, peak RSS (MB)
+    read_workers: list[dict] = field(default_factory=list)  # forked JSON Lines readers: bytes, peak RSS (MB), status
 
 
 class _Collector:
@@ -122,7 +122,7 @@ class _Collector:
         self.failures: list[tuple[str, str]] = []
         self.skipped: Counter = Counter()
         self.rng = np.random.default_rng(seed)
-        self.workers: list[dict] = []  # JSON Lines read by a forked worker: bytes, its peak RSS
+        self.workers: list[dict] = []  # forked JSON Lines readers: bytes, peak RSS, status (ok / embeddings / failed)
 
     def keep_embedding(self) -> int | None:
         """Reservoir sampling (algorithm R): the slot for the next song's embedding, or None
@@ -477,36 +477,54 @@ def _loads(line: bytes, fast):
 
 
 def read_jsonl(path: Path, collector: _Collector) -> None:
-    """JSON Lines: row by row (:class:`_JsonLines`); in a large file, once the first rows have
-    shown the heads and labels, a forked worker reads the second half meanwhile
-    (:mod:`.report_parallel`) and its records are added after the first half's rows."""
+    """JSON Lines: row by row (:class:`_JsonLines`); in a large file without embeddings, once
+    the first rows have shown the heads and labels, a forked worker reads the second half
+    meanwhile (:mod:`.report_parallel`) and its records are added after the first half's rows."""
     from .report_parallel import start_worker
 
     rows = _JsonLines(collector)
-    size = path.stat().st_size
+    size, embeddings_before = path.stat().st_size, collector.n_with_embedding
     worker = None
     try:
         with open(path, "rb") as f:  # bytes: orjson reads them without a decoded copy of each line
-            tail, stop = b"", size
-            while (want := min(JSONL_CHUNK_BYTES, stop - f.tell())) > 0 and (block := f.read(want)):
-                lines = (tail + block).split(b"\n")
-                tail = lines.pop()
-                for line in lines:
-                    rows.line(line)
-                if worker is None and rows.heads is not None and stop == size:
+            tail, stop, more = b"", size, True
+            while more:
+                tail, more = _feed(rows, f, tail, stop)
+                if more and worker is None and stop == size and rows.heads is not None and collector.n_with_embedding == embeddings_before:
                     worker = start_worker(path, f.tell(), size, rows.heads, rows.labels, JSONL_CHUNK_BYTES)
                     if worker is not None:
                         stop = worker.start  # a line start: this half ends with a whole line
+            if worker is not None:
+                records = worker.records()
+                collector.workers.append({"bytes": worker.stop - worker.start, "peak_rss_mb": worker.peak_rss_mb, "status": worker.status})
+                if records is not None:
+                    rows.replay(records)
+                else:  # the worker failed or met an embedding: its half read here, as without it
+                    f.seek(worker.start)
+                    more = True
+                    while more:
+                        tail, more = _feed(rows, f, tail, size)
         rows.flush()
         if tail.strip():
             rows.line(tail, truncated=True)  # a last line without its newline: a killed run's, or just unterminated
-        if worker is not None:
-            rows.replay(worker.records(JSONL_CHUNK_BYTES))
-            collector.workers.append({"bytes": worker.stop - worker.start, "peak_rss_mb": worker.peak_rss_mb})
         rows.flush()
     finally:
         if worker is not None:
             worker.close()
+
+
+def _feed(rows: "_JsonLines", f, tail: bytes, stop: int) -> tuple[bytes, bool]:
+    """Read the next chunk of ``f`` (not past byte ``stop``) and give its whole lines to
+    ``rows``: (the unfinished last line, whether anything was read)."""
+    want = min(JSONL_CHUNK_BYTES, stop - f.tell())
+    block = f.read(want) if want > 0 else b""
+    if not block:
+        return tail, False
+    lines = (tail + block).split(b"\n")
+    tail = lines.pop()
+    for line in lines:
+        rows.line(line)
+    return tail, True
 
 
 JSONL_CHUNK_BYTES = 1 << 20  # bytes read at a time (8 MB: +20 MB peak, no faster)

@@ -7,10 +7,12 @@ labels, :func:`start_worker` forks a worker that reads from the first line start
 middle of what is left to the end of the file. It does only what the lean way
 (:class:`~samplecnn.runtime.report_data._JsonLines`) does without the collector: decode each
 line and, for rows with the known heads and labels, gather path, duration and scores into
-float blocks. Every other line (an embedding, an odd row, a line orjson refuses, a last line
-cut short) is handed back as bytes and read by the report's process in file order, so the
-report is the same as a one-process reading: same rows, same order, same skip counts, same
-map sample (a unit test compares them).
+float blocks. Every other line (an odd row, a line orjson refuses, a last line cut short) is
+handed back as bytes and read by the report's process in file order, so the report is the
+same as a one-process reading: same rows, same order, same skip counts (a unit test compares
+them). Files with embeddings are read by one process: the map's sample is drawn row by row
+in file order, and sending every embedding back would cost more than it saves; a worker that
+meets one stops and its half is read by the report's process.
 
 The worker's blocks come back through a pipe (pickled: data between two processes of this
 reader, never stored). Linux only, and only from a process with no other thread (a fork with
@@ -56,21 +58,23 @@ class Worker:
     heads: list[str]
     labels: list[list[str]]
     peak_rss_mb: float = 0.0
+    status: str = "running"  # then "ok", "embeddings" (it met one) or "failed"
 
-    def records(self, chunk_bytes: int) -> list[tuple]:
-        """The worker's records (waits for it); its half read here when the worker failed."""
+    def records(self) -> list[tuple] | None:
+        """The worker's records (waits for it); None when it failed or met an embedding: the
+        caller then reads bytes ``start:stop`` itself."""
         try:
             with os.fdopen(self.pipe, "rb") as pipe:
                 payload = pipe.read()
             self.pipe = -1
             os.waitpid(self.pid, 0)
             self.pid = 0
-            status, records, self.peak_rss_mb = pickle.loads(payload)
-            if status == "ok":
+            self.status, records, self.peak_rss_mb = pickle.loads(payload)
+            if self.status == "ok":
                 return records
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
-            pass
-        return read_range(self.path, self.start, self.stop, self.heads, self.labels, chunk_bytes)
+            self.status = "failed"
+        return None
 
     def close(self) -> None:
         """Stop a worker whose records are not wanted (the report failed meanwhile)."""
@@ -106,8 +110,10 @@ def start_worker(path: Path, position: int, size: int, heads: list[str], labels:
             os.close(read_end)
             try:
                 payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels, chunk_bytes), _peak_rss_mb()), protocol=5)
+            except _HasEmbeddings:
+                payload = pickle.dumps(("embeddings", None, _peak_rss_mb()))
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reads the half itself
-                payload = pickle.dumps(("error", repr(exc), 0.0))
+                payload = pickle.dumps(("failed", repr(exc), 0.0))
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             code = 0
@@ -115,6 +121,10 @@ def start_worker(path: Path, position: int, size: int, heads: list[str], labels:
             os._exit(code)
     os.close(write_end)
     return Worker(pid, read_end, path, start, size, heads, labels)
+
+
+class _HasEmbeddings(Exception):
+    """A worker met a row with an embedding: the report's process reads that half itself."""
 
 
 def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list[list[str]], chunk_bytes: int) -> list[tuple]:
@@ -153,9 +163,8 @@ def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list
             for line in split:
                 if not line.strip():
                     continue
-                if _EMBEDDING_KEY in line:  # the map's sample is drawn in file order by the report's process
-                    refer(line)
-                    continue
+                if _EMBEDDING_KEY in line:
+                    raise _HasEmbeddings
                 try:
                     row = loads(line)
                 except json.JSONDecodeError:

@@ -237,11 +237,13 @@ def test_lean_json_lines_read_odd_rows_as_the_reference_reader(tmp_path, monkeyp
     assert lean.n_with_embedding == 40 and len(lean.embeddings) <= 7
 
 
-def _second_half_file(tmp_path):
-    """Odd rows in both halves of a file, plain rows between (blocks the worker converts), a last line cut short."""
+def _second_half_file(tmp_path, embeddings: bool = False, name: str = "halves.jsonl"):
+    """Odd rows in both halves of a file, plain rows between (blocks the worker converts), a
+    last line cut short; without ``embeddings`` the odd rows' embeddings are dropped."""
+    odd = [r if isinstance(r, bytes) else {k: v for k, v in r.items() if embeddings or k != "embedding"} for r in odd_jsonl_rows()]
     plain = [row(i) for i in range(100, 160)]
-    src = tmp_path / "halves.jsonl"
-    write_lines(src, odd_jsonl_rows() + plain + odd_jsonl_rows()[::-1] + plain + [json.dumps(row(99)).encode()[:50]])
+    src = tmp_path / name
+    write_lines(src, odd + plain + odd[::-1] + plain + [json.dumps(row(99)).encode()[:50]])
     return src
 
 
@@ -259,11 +261,26 @@ def test_a_forked_worker_reads_the_second_half_as_one_process_reads_the_whole(tm
     one = read_results([src])
     monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 0)
     two = read_results([src])
-    assert not one.read_workers and len(two.read_workers) == 1
+    assert not one.read_workers and [w["status"] for w in two.read_workers] == ["ok"]
     assert src.stat().st_size * 0.3 < two.read_workers[0]["bytes"] < src.stat().st_size * 0.6
     same_results(one, two)
     assert two.skipped["a last line cut short (a killed run?)"] == 1 and two.skipped["lines that are not valid JSON"] == 2
-    assert len(two.paths) > 150 and two.n_with_embedding == 80
+    assert len(two.paths) > 150 and two.heads["quadrant"].scores is not None
+
+    # rows with embeddings after the first rows: the worker stops, its half is read here, the map is the same
+    monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 7)
+    late = tmp_path / "late.jsonl"
+    late.write_bytes(src.read_bytes().replace(b'"path": "songs/0120.mp3",', b'"path": "songs/0120.mp3", "embedding": [1.0, 2.0, 3.0],'))
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 1 << 62)
+    one = read_results([late])
+    monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 0)
+    two = read_results([late])
+    same_results(one, two)
+    assert [w["status"] for w in two.read_workers] == ["embeddings"] and two.n_with_embedding == 2
+    # embeddings in the first rows: no worker at all
+    with_embeddings = _second_half_file(tmp_path, embeddings=True, name="emb.jsonl")
+    same = read_results([with_embeddings])
+    assert not same.read_workers and same.n_with_embedding == 80
 
 
 @pytest.mark.parametrize("how", ["raises", "dies"])
@@ -290,7 +307,7 @@ def test_a_worker_that_fails_costs_time_not_rows(tmp_path, monkeypatch, how):
     monkeypatch.setattr(report_parallel, "read_range", failing)
     monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 0)
     two = read_results([src])
-    assert len(two.read_workers) == 1
+    assert [w["status"] for w in two.read_workers] == ["failed"]
     same_results(one, two)
 
 
