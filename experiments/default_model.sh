@@ -5,7 +5,10 @@
 #    experiments/teacher_env.sh, then experiments/teacher_musicnn.py on DISTILL/unlabelled.csv
 #    and on synthtags (for the evaluation's musicnn rows).
 # 1. Backbones: experiments/train_default_backbones.sh (2^14, 3^9, 5^6 at width 0.25 distilled
-#    from musicnn MTT_musicnn; ~1 h on a 2-core CPU).
+#    from musicnn MTT_musicnn; hours on a 2-core CPU). Stage 2
+#    (experiments/train_default_backbones_msd.sh: + MSD_musicnn's outputs) was tried and not
+#    shipped (experiments/results/probe_msd_stage2.json); to build from it:
+#    RUNS=~/.cache/samplecnn/runs/distill-msd CHECKPOINT=last TRAINING_DATA="..." experiments/default_model.sh
 # 2. Export fp32 + int8 (int8 calibrated on mer4q train songs, judged on others).
 # 3. Heads on the frozen song vectors: `tags`, the 50 MTT tags from the multi-level
 #    multi-scale song vector (the paper's song-level classifier), distilled from the teacher's
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 DISTILL=${DISTILL:-$HOME/.cache/samplecnn/distill}
 RUNS=${RUNS:-$HOME/.cache/samplecnn/runs/distill}
+CHECKPOINT=${CHECKPOINT:-best}  # best: the epoch of best teacher agreement on mer4q valid
 WORK=${WORK:-$HOME/.cache/samplecnn/default_model}
 CACHE=${CACHE:-$HOME/.cache/samplecnn/features}
 BASELINE=${BASELINE:-}  # NAME=BUNDLE of a previous model to compare against (optional)
@@ -27,9 +31,9 @@ HEAD_OPTS=(--hidden 256 --dropout 0.5 --seed 0 --cache-dir "$CACHE")
 HOURS=$(.venv/bin/python -c "import json,sys; d=json.load(open(sys.argv[1])); print(round(sum(e['hours'] for n,e in d['sources'].items() if n not in ('mer4q-valid','mer4q-test')),1))" "$DISTILL/sources.json")
 
 rm -rf "$WORK"
-$SC export "$RUNS"/2-14/best.safetensors "$RUNS"/3-9/best.safetensors "$RUNS"/5-6/best.safetensors \
+$SC export "$RUNS"/2-14/$CHECKPOINT.safetensors "$RUNS"/3-9/$CHECKPOINT.safetensors "$RUNS"/5-6/$CHECKPOINT.safetensors \
   --out "$WORK" --precision int8 --parity-audio "$DATA/mer4q/valid.csv" --calibration "$DATA/mer4q/train.csv" \
-  --training-data "distilled from musicnn 0.1.0 MTT_musicnn (50 MagnaTagATune tags + penultimate and pooled features) on $HOURS h of real audio: mer4q train songs and Debian game-music packages (see MODEL_CARD.md)"
+  --training-data "${TRAINING_DATA:-distilled from musicnn 0.1.0 MTT_musicnn (50 MagnaTagATune tags + penultimate and pooled features) on $HOURS h of real audio: mer4q train songs and Debian game-music packages (see MODEL_CARD.md)}"
 TRAIN_TARGETS=()
 for f in "$DISTILL"/labels/MTT_musicnn/*.safetensors; do
   case "$(basename "$f")" in mer4q-valid.*|mer4q-test.*|synthtags.*) ;; *) TRAIN_TARGETS+=(--targets "$f") ;; esac

@@ -29,7 +29,7 @@ that `samplecnn infer songs/` works without data or training. Three raw-waveform
 (Pons & Serra 2019, `MTT_musicnn`) on every hour of real music this project could reach:
 each learned the teacher's 50 MagnaTagATune tag probabilities (soft targets, window by window)
 and, through a linear map used only in training, the teacher's penultimate and pooled
-features. Song-level heads read the concatenated segment-mean activations of the last three
+features.{stage2} Song-level heads read the concatenated segment-mean activations of the last three
 layers of all three backbones (960 dimensions), as in the paper: `tags` (the teacher's 50
 tags, fitted on the teacher's song-level probabilities: the model's best tags), `quadrant`
 (emotion) and `instruments`. The backbones' own tags (mean over scales) are the `backbone`
@@ -55,7 +55,7 @@ DATA = """## Training data and licences
   `experiments/audio_sources.py` from each package's copyright file). mer4q valid (82 songs)
   and test (208 songs) were held out of distillation: valid for model selection, test for
   teacher agreement.
-- **Targets:** musicnn 0.1.0 `MTT_musicnn` (ISC licence, weights shipped in its PyPI wheel),
+- **Targets:** musicnn 0.1.0 `MTT_musicnn`{msd_targets} (ISC licence, weights shipped in its PyPI wheel),
   run in its own environment (`experiments/teacher_env.sh`, TensorFlow 2.21) with the graph
   built once and the log-mel computed in float32; 3 s windows (187 frames) every 2.992 s.
 - **mer4q** — the 4Q audio emotion dataset (Panda, Malheiro & Paiva, 2018): AllMusic 30 s
@@ -99,17 +99,23 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
             lines.append(f"| {what} | **{a['top5_roc_auc']:.3f}** | {a['top5_pr_auc']:.3f} | **{a['correlation']:.3f}** |")
     lines += ["",
              f"**Transfer** ({r['protocol']}; same folds for every row):", "",
-             "| features | dims | mer4q quadrant accuracy | synthtags style accuracy |", "|---|---|---|---|"]  # fmt: skip
-    q, st = r["mer4q_quadrant"], r["synthtags_style"]
-    for name in q:
-        lines.append(f"| {name} | {q[name]['dims']} | {q[name]['accuracy']:.3f} ± {q[name]['std']:.3f} | "
-                     f"{st[name]['accuracy']:.3f} ± {st[name]['std']:.3f} |")  # fmt: skip
+             "| features | dims | mer4q quadrant accuracy | mer4q genre accuracy | synthtags style accuracy |", "|---|---|---|---|---|"]  # fmt: skip
+    tasks = [r.get(t, {}) for t in ("mer4q_quadrant", "mer4q_genre", "synthtags_style")]
+
+    def cell(task: dict, name: str) -> str:
+        return f"{task[name]['accuracy']:.3f} ± {task[name]['std']:.3f}" if name in task else "—"
+
+    for name in dict.fromkeys(n for task in tasks for n in task):
+        dims = next(task[name]["dims"] for task in tasks if name in task)
+        lines.append(f"| {name} | {dims} | " + " | ".join(cell(task, name) for task in tasks) + " |")
     lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
-              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). `session-3 default all` is the previous default model (session 3: the same runs, 62 minutes shorter), `session-2 default all` the "
-              "one before (the same recipe after ~1 h of distillation), `first default (mer4q tags) all` the one "
-              "before it (trained on 610 mer4q songs' tags); their rows come from the same protocol and folds "
-              "(experiments/results/distill_eval_session2.json). musicnn rows are the teacher's song-mean "
-              "penultimate features (200 dims) and taggram (50 tags).", ""]
+              "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). Rows named `<name> default all` are earlier default models: given live "
+              "with `default_model.sh BASELINE=...`, or imported from experiments/results/distill_eval_session2.json "
+              "(those runs had no genre task). mer4q genre: the 458 "
+              "songs with exactly one of 13 genre tags (pop/rock, jazz, electronic, r&b, country, blues, rap, latin, folk, "
+              "reggae, new age, international, vocal), folds grouped by artist. musicnn rows are the teachers' song-mean "
+              "features: MTT_musicnn's ""penultimate features (200 dims) and taggram (50 tags), MSD_musicnn's penultimate features (200 dims; "
+              "not labelled on synthtags).", ""]
     return lines
 
 
@@ -117,34 +123,64 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def stage_one(training: dict) -> dict | None:
+    """The training record of the checkpoint a fine-tuned backbone started from (--init), if it is still on disk."""
+    from samplecnn.trainer.checkpoint import read_metadata
+
+    init = training.get("init")
+    if not init or not Path(init).is_file():
+        return None
+    return json.loads(read_metadata(init).get("training", "{}"))
+
+
+def train_minutes(training: dict) -> float:
+    """Training minutes of a backbone, its --init checkpoint's included."""
+    first = stage_one(training) or {}
+    return (float(training.get("train_seconds") or 0) + float(first.get("train_seconds") or 0)) / 60
+
+
 def training_section(manifest: dict) -> list[str]:
+    checkpoints = manifest["provenance"].get("checkpoints", {})
+    tuned = any(info.get("training", {}).get("init") for info in checkpoints.values())
     lines = ["## Backbones: how they were distilled", ""]
-    lines += ["ROC-AUC / PR-AUC here are teacher agreement: each held-out song's top-5 teacher tags are its positives "
-              "(valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
-    lines += ["| scale | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | test correlation | train time | segments/s | device |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["ROC-AUC / PR-AUC here are teacher agreement with MTT_musicnn: each held-out song's top-5 teacher tags are its "
+              "positives (valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
+    header = "| scale | stage | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | test correlation | train time | segments/s | device |"
+    lines += [header, "|---|---|---|---|---|---|---|---|---|---|"]
     commands = []
-    for scale, info in manifest["provenance"].get("checkpoints", {}).items():
+    for scale, info in checkpoints.items():
         t = info.get("training", {})
-        best, test = t.get("best", {}), t.get("test", {}) or {}
-        seconds = t.get("train_seconds") or 0
-        lines.append(
-            f"| {scale} | {t.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
-            f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {_fmt(test.get('teacher_correlation', '?'))} | {float(seconds) / 60:.0f} min | "
-            f"{t.get('segments_per_second', '?')} | {t.get('device', '?')} |"
-        )
-        width = next(s["config"]["width"] for s in manifest["scales"] if s["name"] == scale)
-        commands.append(t.get("command") or f"# {scale}: no command recorded")
-    lines += ["", f"Machine: {platform.machine()} CPU, 2 cores (the project's dev machine, shared with other jobs), seed 0.", ""]
+        stages = [("1: MTT", stage_one(t)), ("2: + MSD features", t)] if tuned else [("MTT", t)]
+        for stage, record in stages:
+            if record is None:
+                lines.append(f"| {scale} | {stage} | (its run is not on this machine) | | | | | | | |")
+                continue
+            best, test = record.get("best", {}), record.get("test", {}) or {}
+            lines.append(
+                f"| {scale} | {stage} | {record.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
+                f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {_fmt(test.get('teacher_correlation', '?'))} | "
+                f"{float(record.get('train_seconds') or 0) / 60:.0f} min | {record.get('segments_per_second', '?')} | {record.get('device', '?')} |"
+            )
+            commands.append(record.get("command") or f"# {scale}: no command recorded")
+    lines += ["", f"Machine: {platform.machine()} CPU, 2 cores (the project's dev machine, shared with other jobs).", ""]
     lines += [
         "Commands, as recorded in each checkpoint (the runs shared the machine, one torch thread each, and were "
-        "continued with `--resume` in later sessions; the best epoch's weights are shipped):",
+        "continued with `--resume` in later sessions):",
         "", "```bash", *commands, "```", "",
-        "Every run started with the options in `experiments/train_default_backbones.sh` (width 0.25, Adam, batch 64, "
-        "bf16 autocast, two crops per clip, soft MTT tags + penultimate and pooled features) and was continued with "
-        "`--resume` in later sessions (train time per run in the table).", "",
+        "Stage 1 (`experiments/train_default_backbones.sh`: width 0.25, Adam, batch 64, bf16 autocast, two crops per "
+        "clip, seed 0, soft MTT tags + MTT_musicnn's penultimate and pooled features) ran until its valid agreement "
+        "plateaued; its best epoch is the starting point of stage 2 or, without stage 2, the shipped weights.",
     ]
-    lines += ["Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (metrics.jsonl per epoch). Rebuild everything after "
-              "training with `experiments/default_model.sh`.", ""]
+    if tuned:
+        lines += [
+            "Stage 2 (`experiments/train_default_backbones_msd.sh`, seed 1, lr 2e-4, a fixed budget) fine-tunes each "
+            "backbone from stage 1 (`--init`) to also regress MSD_musicnn's 50 tag probabilities, penultimate (200) and "
+            "pooled (1506) features, all standardised, through the training-only linear map; the backbone's tags stay the "
+            "50 MTT tags. Stage 2's last epoch is shipped (`best` would be the best MTT agreement on valid, which is not "
+            "what stage 2 is for).",
+        ]
+    lines += ["", "Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (stage 1) and `~/.cache/samplecnn/runs/distill-msd/<scale>/` "
+              "(stage 2), metrics.jsonl per epoch. Rebuild everything after training with `experiments/default_model.sh`.", ""]
     return lines
 
 
@@ -205,9 +241,14 @@ def main() -> None:
     root = Path(args.bundle)
     bundle = Bundle.load(root)
     manifest = bundle.spec.to_dict()
-    minutes = [float(c.get("training", {}).get("train_seconds") or 0) / 60 for c in manifest["provenance"].get("checkpoints", {}).values()]
+    minutes = [train_minutes(c.get("training", {})) for c in manifest["provenance"].get("checkpoints", {}).values()]
     train_time = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per backbone" if minutes else "an unrecorded time"
-    lines = [INTRO.replace("{train_time}", train_time), DATA]
+    tuned = any(c.get("training", {}).get("init") for c in manifest["provenance"].get("checkpoints", {}).values())
+    stage2 = (" Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
+              "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
+              "features transfer to genre far better than MTT_musicnn's (see Evaluation).") if tuned else ""
+    lines = [INTRO.replace("{train_time}", train_time).replace("{stage2}", stage2),
+             DATA.replace("{msd_targets}", " and, in stage 2, `MSD_musicnn`" if tuned else "")]
     lines += sources_section(args.sources)
     lines += evaluation_section(args.evaluation)
     lines += training_section(manifest)
@@ -220,7 +261,8 @@ def main() -> None:
     lines += quantization_section(manifest)
     lines += ["## Reproduce", "", "```bash", "experiments/get_audio.sh && .venv/bin/python experiments/audio_sources.py  # audio + inventory",
               "experiments/teacher_env.sh                   # musicnn's own venv", "# teacher labels (experiments/README or default_model.sh header)",
-              "bash experiments/train_default_backbones.sh   # the backbones (CPU, ~1 h; re-run to --resume)",
+              "bash experiments/train_default_backbones.sh   # stage 1: the backbones from MTT_musicnn (CPU, hours; re-run to --resume)",
+              "bash experiments/train_default_backbones_msd.sh  # stage 2: + MSD_musicnn's outputs (needs its labels; ~1 h)",
               "bash experiments/default_model.sh            # export, heads, ablation, this card, copy into the package", "```", ""]
     lines += ["---", "", technical_card(manifest).replace("# samplecnn bundle", "## Technical details", 1)]
     (root / "MODEL_CARD.md").write_text("\n".join(lines))
