@@ -247,12 +247,35 @@ def _second_half_file(tmp_path, embeddings: bool = False, name: str = "halves.js
     return src
 
 
-@pytest.mark.parametrize("flush_rows", [5, 4096])
-def test_a_forked_worker_reads_the_second_half_as_one_process_reads_the_whole(tmp_path, monkeypatch, flush_rows):
+def _ran_in_a_fresh_process(request) -> bool:
+    """A worker is forked only from a process without other threads, and a long test session
+    has some (Ray, executors). Then this test runs alone in a fresh pytest process (its own
+    assertions there) and the caller returns: True. False: fork here."""
+    import os
+    import subprocess
+    import sys
+
     from samplecnn.runtime import report_parallel
 
-    if not report_parallel.can_fork():
-        pytest.skip("a worker cannot be forked here (not Linux, one CPU, or other threads running)")
+    if report_parallel.can_fork():
+        return False
+    if not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("a worker is forked only on Linux with two CPUs or more")
+    if os.environ.get("SAMPLECNN_TEST_ALONE"):
+        pytest.fail(f"other threads run even in a fresh test process: {[t.name for t in __import__('threading').enumerate()]}")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", request.node.nodeid],
+                         cwd=request.config.rootpath, env={**os.environ, "SAMPLECNN_TEST_ALONE": "1"},
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+    return True
+
+
+@pytest.mark.parametrize("flush_rows", [5, 4096])
+def test_a_forked_worker_reads_the_second_half_as_one_process_reads_the_whole(tmp_path, monkeypatch, flush_rows, request):
+    from samplecnn.runtime import report_parallel
+
+    if _ran_in_a_fresh_process(request):
+        return
     monkeypatch.setattr(report_data._Collector, "FLUSH_ROWS", flush_rows)
     monkeypatch.setattr(report_data, "MAX_MAP_SONGS", 7)
     monkeypatch.setattr(report_data, "JSONL_CHUNK_BYTES", 700)  # the first rows show the heads long before the middle
@@ -284,13 +307,13 @@ def test_a_forked_worker_reads_the_second_half_as_one_process_reads_the_whole(tm
 
 
 @pytest.mark.parametrize("how", ["raises", "dies"])
-def test_a_worker_that_fails_costs_time_not_rows(tmp_path, monkeypatch, how):
+def test_a_worker_that_fails_costs_time_not_rows(tmp_path, monkeypatch, how, request):
     import os
 
     from samplecnn.runtime import report_parallel
 
-    if not report_parallel.can_fork():
-        pytest.skip("a worker cannot be forked here (not Linux, one CPU, or other threads running)")
+    if _ran_in_a_fresh_process(request):
+        return
     monkeypatch.setattr(report_data, "JSONL_CHUNK_BYTES", 700)
     src = _second_half_file(tmp_path)
     monkeypatch.setattr(report_parallel, "PARALLEL_MIN_BYTES", 1 << 62)
