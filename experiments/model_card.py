@@ -110,8 +110,8 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
         lines.append(f"| {name} | {dims} | " + " | ".join(cell(task, name) for task in tasks) + " |")
     lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
               "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). Rows named `<name> default all` are earlier default models: given live "
-              "with `default_model.sh BASELINE=...`, or imported from experiments/results/distill_eval_session2.json "
-              "(those runs had no genre task). mer4q genre: the 458 "
+              "with `default_model.sh BASELINE=...`, or imported from earlier runs of the same protocol and folds "
+              "(experiments/results/distill_eval_session*.json; those runs had no genre task). mer4q genre: the 458 "
               "songs with exactly one of 13 genre tags (pop/rock, jazz, electronic, r&b, country, blues, rap, latin, folk, "
               "reggae, new age, international, vocal), folds grouped by artist. musicnn rows are the teachers' song-mean "
               "features: MTT_musicnn's ""penultimate features (200 dims) and taggram (50 tags), MSD_musicnn's penultimate features (200 dims; "
