@@ -361,15 +361,15 @@ def write_report(results_paths: list[str | Path], out: str | Path, *, errors: li
     if Path(out).is_dir():
         raise ReportError(f"--out {out} is a folder; give a file name such as {Path(out) / 'report.html'}")
     stages = {} if stages is None else stages
-    drawing = None
-    if any(FORMATS.get(f.suffix.lower()) != "jsonl" for f in expand(list(results_paths))):
+    drawing, files = None, expand(list(results_paths))
+    if any(FORMATS.get(f.suffix.lower()) != "jsonl" for f in files):
         from concurrent.futures import ThreadPoolExecutor
 
         importer = ThreadPoolExecutor(1, thread_name_prefix="report-import")
         drawing = importer.submit(require_matplotlib)
         importer.shutdown(wait=False)
     clock = time.perf_counter()
-    results = read_results(list(results_paths), list(errors))
+    results = read_results(files, list(errors))
     stages["read"] = time.perf_counter() - clock
     if drawing is not None:
         drawing.result()  # its PlotError, if any, here

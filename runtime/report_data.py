@@ -489,9 +489,9 @@ def read_jsonl(path: Path, collector: _Collector) -> None:
         with open(path, "rb") as f:  # bytes: orjson reads them without a decoded copy of each line
             tail, stop, more = b"", size, True
             while more:
-                tail, more = _feed(rows, f, tail, stop)
+                tail, more = _feed(rows.line, f, tail, stop)
                 if more and worker is None and stop == size and rows.heads is not None and collector.n_with_embedding == embeddings_before:
-                    worker = start_worker(path, f.tell(), size, rows.heads, rows.labels, JSONL_CHUNK_BYTES)
+                    worker = start_worker(path, f.tell(), size, rows.heads, rows.labels)
                     if worker is not None:
                         stop = worker.start  # a line start: this half ends with a whole line
             if worker is not None:
@@ -503,7 +503,7 @@ def read_jsonl(path: Path, collector: _Collector) -> None:
                     f.seek(worker.start)
                     more = True
                     while more:
-                        tail, more = _feed(rows, f, tail, size)
+                        tail, more = _feed(rows.line, f, tail, size)
         rows.flush()
         if tail.strip():
             rows.line(tail, truncated=True)  # a last line without its newline: a killed run's, or just unterminated
@@ -513,9 +513,9 @@ def read_jsonl(path: Path, collector: _Collector) -> None:
             worker.close()
 
 
-def _feed(rows: "_JsonLines", f, tail: bytes, stop: int) -> tuple[bytes, bool]:
-    """Read the next chunk of ``f`` (not past byte ``stop``) and give its whole lines to
-    ``rows``: (the unfinished last line, whether anything was read)."""
+def _feed(line_of, f, tail: bytes, stop: int) -> tuple[bytes, bool]:
+    """Read the next chunk of ``f`` (not past byte ``stop``) and give each whole line to
+    ``line_of``: (the unfinished last line, whether anything was read)."""
     want = min(JSONL_CHUNK_BYTES, stop - f.tell())
     block = f.read(want) if want > 0 else b""
     if not block:
@@ -523,7 +523,7 @@ def _feed(rows: "_JsonLines", f, tail: bytes, stop: int) -> tuple[bytes, bool]:
     lines = (tail + block).split(b"\n")
     tail = lines.pop()
     for line in lines:
-        rows.line(line)
+        line_of(line)
     return tail, True
 
 
@@ -547,10 +547,7 @@ class _JsonLines:
         self.plan: _FlatPlan | None = None  # flat rows (top_<head> columns, ...): the reference way for all
         self.heads: list[str] | None = None  # the lean way's heads and labels, once known
         self.labels: list[list[str]] = []
-        self.block: list[tuple] = []  # (line, reservoir slot, embedding) of the lean rows waiting (no parsed rows: the GC would walk them)
-        self.paths: list[str] = []
-        self.durations: list[float] = []
-        self.pending: list[list] = []  # per head: the waiting rows' scores, flat
+        self.waiting: _LeanRows | None = None  # the lean rows waiting, each with (line, reservoir slot, embedding)
 
     def line(self, line: bytes, truncated: bool = False) -> None:
         if not line.strip():
@@ -574,16 +571,9 @@ class _JsonLines:
     def lean(self, row, line: bytes, slot: int | None) -> bool:
         """Take ``row`` the lean way if it has the known heads and labels in their order, a
         path, no error and a float or no duration; False: the caller reads it the reference way."""
-        taken = _lean_values(row, self.heads, self.labels)
-        if taken is None:
+        if not self.waiting.add(row, (line, slot, None if slot is None else row.get("embedding"))):
             return False
-        path, duration, values = taken
-        for flat, v in zip(self.pending, values):
-            flat.extend(v.values())
-        self.paths.append(path)
-        self.durations.append(duration)
-        self.block.append((line, slot, None if slot is None else row.get("embedding")))
-        if len(self.block) >= _Collector.FLUSH_ROWS:
+        if len(self.waiting) >= _Collector.FLUSH_ROWS:
             self.flush()
         return True
 
@@ -604,25 +594,21 @@ class _JsonLines:
             scores = row.get("scores")
             if isinstance(scores, dict) and scores and all(isinstance(v, dict) for v in scores.values()):
                 self.heads, self.labels = list(scores), [list(v) for v in scores.values()]
-                self.pending = [[] for _ in self.heads]
+                self.waiting = _LeanRows(self.heads, self.labels)
 
     def flush(self) -> None:
         """The waiting lean rows: one block, or row by row when a score is not a number."""
-        block, self.block = self.block, []
-        if not block:
+        if self.waiting is None or not len(self.waiting):
             return
-        paths, durations, self.paths, self.durations = self.paths, self.durations, [], []
-        scores = _score_block(self.heads, self.labels, self.pending, len(block))
-        for flat in self.pending:
-            flat.clear()
+        paths, durations, scores, kept = self.waiting.take()
         if scores is None:
-            for line, slot, _ in block:
+            for line, slot, _ in kept:
                 self.reference(_loads(line, self.loads), slot)
             return
-        first_row = _add_block(self.collector, paths, np.array(durations, np.float64), scores)
+        first_row = _add_block(self.collector, paths, durations, scores)
         if first_row is None:
             return
-        for k, (_, slot, embedding) in enumerate(block):
+        for k, (_, slot, embedding) in enumerate(kept):
             if embedding is not None:
                 self.collector._add_embedding(embedding, slot, first_row + k)
 
@@ -638,35 +624,59 @@ class _JsonLines:
                 _add_block(self.collector, paths, durations, scores)
 
 
-def _lean_values(row, heads: list[str], labels: list[list[str]]):
-    """(path, duration or NaN, [each head's label -> score map]) when ``row`` can take the lean
-    way: the known heads and labels in their order, a path, no error, a float or no duration;
-    else None."""
-    if type(row) is not dict:
-        return None
-    scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
-    if not (type(scores) is dict and list(scores) == heads and type(path) is str and path
-            and (duration is None or type(duration) is float) and row.get("error") in (None, "")):
-        return None
-    values = list(scores.values())
-    if not all(type(v) is dict and list(v) == head_labels for v, head_labels in zip(values, labels)):
-        return None
-    return path, np.nan if duration is None else duration, values
+class _LeanRows:
+    """Rows taken the lean way (:class:`_JsonLines`, and the forked reader of
+    :mod:`.report_parallel`), waiting to become one block: paths, durations, every head's
+    scores as one flat list, and what the caller keeps of each row (its line, ...)."""
 
+    def __init__(self, heads: list[str], labels: list[list[str]]) -> None:
+        self.heads, self.labels = heads, labels
+        self.paths: list[str] = []
+        self.durations: list[float] = []
+        self.pending: list[list] = [[] for _ in heads]
+        self.kept: list = []  # no parsed rows: the GC would walk them
 
-def _score_block(heads: list[str], labels: list[list[str]], pending: list[list], n: int) -> dict | None:
-    """{head: (labels, (n, L) float64)} of ``n`` lean rows' flat scores, or None when one is
-    not a number (the rows are then read row by row)."""
-    scores = {}
-    for head, head_labels, flat in zip(heads, labels, pending):
-        try:
-            values = np.array(flat, np.float64)  # None -> NaN, numeric text and bools -> numbers, as _scores_row reads them
-        except (TypeError, ValueError, OverflowError):
-            return None
-        if values.ndim != 1:  # every score a list of one number
-            return None
-        scores[head] = (head_labels, values.reshape(n, len(head_labels)))
-    return scores
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def add(self, row, kept) -> bool:
+        """Take ``row`` if it has the known heads and labels in their order, a path, no error
+        and a float or no duration; False (nothing taken) otherwise."""
+        if type(row) is not dict:
+            return False
+        scores, path, duration = row.get("scores"), row.get("path"), row.get("duration")
+        if not (type(scores) is dict and list(scores) == self.heads and type(path) is str and path
+                and (duration is None or type(duration) is float) and row.get("error") in (None, "")):
+            return False
+        values = list(scores.values())
+        if not all(type(v) is dict and list(v) == head_labels for v, head_labels in zip(values, self.labels)):
+            return False
+        for flat, v in zip(self.pending, values):
+            flat.extend(v.values())
+        self.paths.append(path)
+        self.durations.append(np.nan if duration is None else duration)
+        self.kept.append(kept)
+        return True
+
+    def take(self) -> tuple[list[str], np.ndarray, dict | None, list]:
+        """(paths, durations (n,), {head: (labels, (n, L) float64)} or None when a score is not
+        a number (the rows are then read row by row), what was kept of each row); empties."""
+        n, scores = len(self.kept), {}
+        for head, head_labels, flat in zip(self.heads, self.labels, self.pending):
+            try:
+                values = np.array(flat, np.float64)  # None -> NaN, numeric text and bools -> numbers, as _scores_row reads them
+            except (TypeError, ValueError, OverflowError):
+                scores = None
+                break
+            if values.ndim != 1:  # every score a list of one number
+                scores = None
+                break
+            scores[head] = (head_labels, values.reshape(n, len(head_labels)))
+        taken = (self.paths, np.array(self.durations, np.float64), scores, self.kept)
+        self.paths, self.durations, self.kept = [], [], []
+        for flat in self.pending:
+            flat.clear()
+        return taken
 
 
 def read_csv(path: Path, collector: _Collector) -> None:

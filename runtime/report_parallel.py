@@ -31,9 +31,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .report_data import _EMBEDDING_KEY, _Collector, _lean_values, _require_orjson, _score_block
+from .report_data import _EMBEDDING_KEY, _Collector, _feed, _LeanRows, _require_orjson
 
 PARALLEL_MIN_BYTES = 64 << 20  # files smaller than this left after the first rows: one process (a fork costs ~10 ms)
 FIND_NEWLINE_BYTES = 4 << 20  # how far past the middle to look for a line start
@@ -48,15 +46,12 @@ def can_fork() -> bool:
 
 @dataclass
 class Worker:
-    """A forked reader of bytes ``start:stop`` of ``path``."""
+    """A forked reader of bytes ``start:stop`` of a file."""
 
     pid: int
     pipe: int
-    path: Path
     start: int
     stop: int
-    heads: list[str]
-    labels: list[list[str]]
     peak_rss_mb: float = 0.0
     status: str = "running"  # then "ok", "embeddings" (it met one) or "failed"
 
@@ -90,7 +85,7 @@ class Worker:
             self.pid = 0
 
 
-def start_worker(path: Path, position: int, size: int, heads: list[str], labels: list[list[str]], chunk_bytes: int) -> Worker | None:
+def start_worker(path: Path, position: int, size: int, heads: list[str], labels: list[list[str]]) -> Worker | None:
     """Fork a worker for the part of ``path`` after the first line start past the middle of
     ``position:size``; None when the rest is small, no line starts there, or forking cannot help."""
     if size - position < PARALLEL_MIN_BYTES or not can_fork():
@@ -109,7 +104,7 @@ def start_worker(path: Path, position: int, size: int, heads: list[str], labels:
         try:
             os.close(read_end)
             try:
-                payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels, chunk_bytes), _peak_rss_mb()), protocol=5)
+                payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels), _peak_rss_mb()), protocol=5)
             except _HasEmbeddings:
                 payload = pickle.dumps(("embeddings", None, _peak_rss_mb()))
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reads the half itself
@@ -120,67 +115,51 @@ def start_worker(path: Path, position: int, size: int, heads: list[str], labels:
         finally:
             os._exit(code)
     os.close(write_end)
-    return Worker(pid, read_end, path, start, size, heads, labels)
+    return Worker(pid, read_end, start, size)
 
 
 class _HasEmbeddings(Exception):
     """A worker met a row with an embedding: the report's process reads that half itself."""
 
 
-def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list[list[str]], chunk_bytes: int) -> list[tuple]:
+def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list[list[str]]) -> list[tuple]:
     """Records of the lines in bytes ``start:stop`` (``start`` at a line start), in file order:
     ``("rows", paths, durations (n,), {head: (labels, (n, L))})`` for lean rows converted in
-    blocks, ``("line", bytes, truncated)`` for a line left to the reference way."""
+    blocks (the lean way's own :class:`_LeanRows`), ``("line", bytes, truncated)`` for a line
+    left to the reference way."""
     loads = _require_orjson()
     records: list[tuple] = []
-    lines: list[bytes] = []
-    paths: list[str] = []
-    durations: list[float] = []
-    pending: list[list] = [[] for _ in heads]
+    waiting = _LeanRows(heads, labels)
 
     def flush() -> None:
-        if not lines:
+        if not len(waiting):
             return
-        scores = _score_block(heads, labels, pending, len(lines))
+        paths, durations, scores, lines = waiting.take()
         if scores is None:  # a score that is not a number: the reference way, row by row
             records.extend(("line", line, False) for line in lines)
         else:
-            records.append(("rows", paths[:], np.array(durations, np.float64), scores))
-        for part in (lines, paths, durations, *pending):
-            part.clear()
+            records.append(("rows", paths, durations, scores))
 
-    def refer(line: bytes, truncated: bool = False) -> None:
-        flush()
-        records.append(("line", line, truncated))
+    def line_of(line: bytes) -> None:
+        if not line.strip():
+            return
+        if _EMBEDDING_KEY in line:
+            raise _HasEmbeddings
+        try:
+            row = loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if row is None or not waiting.add(row, line):
+            flush()
+            records.append(("line", line, False))
+        elif len(waiting) >= _Collector.FLUSH_ROWS:
+            flush()
 
     with open(path, "rb") as f:
         f.seek(start)
-        tail, left = b"", stop - start
-        while left > 0 and (block := f.read(min(chunk_bytes, left))):
-            left -= len(block)
-            split = (tail + block).split(b"\n")
-            tail = split.pop()
-            for line in split:
-                if not line.strip():
-                    continue
-                if _EMBEDDING_KEY in line:
-                    raise _HasEmbeddings
-                try:
-                    row = loads(line)
-                except json.JSONDecodeError:
-                    refer(line)
-                    continue
-                taken = _lean_values(row, heads, labels)
-                if taken is None:
-                    refer(line)
-                    continue
-                paths.append(taken[0])
-                durations.append(taken[1])
-                for flat, values in zip(pending, taken[2]):
-                    flat.extend(values.values())
-                lines.append(line)
-                if len(lines) >= _Collector.FLUSH_ROWS:
-                    flush()
+        tail, more = b"", True
+        while more:
+            tail, more = _feed(line_of, f, tail, stop)
         flush()
         if tail.strip():
             records.append(("line", tail, True))  # a last line without its newline
