@@ -322,6 +322,7 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
         log(note)
     log(dataset.describe())
     model_config = preset(config.scale, len(dataset.labels), width=config.width, dropout=config.dropout)
+    initial = _initial_weights(config.init, model_config, dataset.labels) if config.init and not resume else None  # before any audio is decoded
     cache = AudioCache(config.cache_dir or DEFAULT_CACHE_DIR, model_config.sample_rate)
     clips, skipped = prepare_splits(dataset, cache, model_config.segment_samples, config.workers, log)
     (out / "skipped.json").write_text(json.dumps([s.to_dict() for s in skipped], indent=1))
@@ -336,8 +337,9 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
             stats = teacher.feature_stats(config.distill_features)
     torch.manual_seed(config.seed)
     model = SampleCNN(model_config).to(config.device)
-    if config.init and not resume:
-        _initialise(model, dataset.labels, config.init, log)
+    if initial is not None:
+        model.load_state_dict(initial)
+        log(f"initialised from {config.init}")
     if stats is not None:
         head = FeatureHead(list(model_config.level_widths.values()), len(stats[0])).to(config.device)
     optimizer = build_optimizer(config, model, head)
@@ -348,22 +350,21 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     return run
 
 
-def _initialise(model: SampleCNN, labels: list[str], path: str, log) -> None:
-    """Fine-tuning: ``model`` takes the weights of checkpoint ``path``, which must be the same
-    backbone (scale, width, taps) with the same labels in the same order."""
+def _initial_weights(path: str, model_config, labels: list[str]) -> dict[str, torch.Tensor]:
+    """Fine-tuning: the weights of checkpoint ``path``, which must be the same backbone (scale,
+    width, taps) with the same labels in the same order."""
     try:
         checkpoint = load_checkpoint(path)
     except (OSError, CheckpointError) as error:
         raise TrainError(f"init {path}: {error}") from error
-    if checkpoint.config != model.config:
+    if checkpoint.config != model_config:
         raise TrainError(f"init {path}: its model {checkpoint.config.name} (width {checkpoint.config.width}, "
-                         f"{checkpoint.config.n_tags} tags) is not this run's {model.config.name} "
-                         f"(width {model.config.width}, {model.config.n_tags} tags)")  # fmt: skip
+                         f"{checkpoint.config.n_tags} tags) is not this run's {model_config.name} "
+                         f"(width {model_config.width}, {model_config.n_tags} tags)")  # fmt: skip
     if list(checkpoint.labels) != list(labels):
         raise TrainError(f"init {path}: its labels differ from this run's (first difference: "
                          f"{next((a, b) for a, b in zip(checkpoint.labels, labels) if a != b)})")  # fmt: skip
-    model.load_state_dict(checkpoint.state_dict)
-    log(f"initialised from {path}")
+    return checkpoint.state_dict
 
 
 def _restore(run: Run, log) -> None:
