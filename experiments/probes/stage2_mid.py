@@ -14,6 +14,6 @@ def vecs(ck, paths):
         out.append(np.concatenate([o[f"level{k}"].mean(0).numpy() for k in (1,2,3)]))
     return np.stack(out)
 paths=[r["path"] for r in g]; y=np.array([r["genre"] for r in g]); groups=[r["artist"] for r in g]
-R="/root/.cache/samplecnn/runs/"
+R=str(__import__("pathlib").Path.home()/".cache/samplecnn/runs")+"/"
 feats={"stage1 5^6": vecs(R+"distill/5-6/best.safetensors", paths), "stage2 5^6 last": vecs(R+"distill-msd/5-6/last.safetensors", paths)}
 de.transfer(feats, y, groups)

@@ -8,7 +8,7 @@ from samplecnn.runtime.segments import cut_segments
 torch.set_num_threads(1)
 rows = de.read_rows("mer4q"); g = de.genre_rows(rows)
 paths=[r["path"] for r in g]; y=np.array([r["genre"] for r in g]); groups=[r["artist"] for r in g]
-R="/root/.cache/samplecnn/runs/distill-msd/5-6/"
+R=str(__import__("pathlib").Path.home()/".cache/samplecnn/runs/distill-msd/5-6")+"/"
 m = load_checkpoint(R+"last.safetensors").build_model()
 H = load_file(R+"last.feature_head.safetensors"); W, b = H["project.weight"].numpy(), H["project.bias"].numpy()
 V=[]
