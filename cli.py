@@ -126,6 +126,7 @@ def export(
     min_agreement: float = typer.Option(0.9, "--min-agreement", help="Refuse int8 below this mean top-5 tag agreement with fp32 on held-out songs."),
     conv1d: bool = typer.Option(False, "--conv1d", help="Keep the Conv1d graph instead of the faster 2-D lowered one."),
     training_data: str = typer.Option(None, "--training-data", help="Describe the training data in the manifest (default: from the checkpoints)."),
+    spectral: bool = typer.Option(True, "--spectral/--no-spectral", help="Add the spectral level (384 log-mel statistics of the song) to the song vector; --no-spectral keeps the paper's backbone levels only."),
 ) -> None:
     """Export checkpoints to a bundle: ONNX per scale and precision, parity-checked, optional TensorRT engines."""
     import time
@@ -141,7 +142,7 @@ def export(
     try:
         root = export_bundle(
             checkpoints, out, precisions=tuple(precision), engine=engine, parity_audio=parity_audio, calibration=calibration,
-            lowering=not conv1d, min_agreement=min_agreement, training_data=training_data,
+            lowering=not conv1d, min_agreement=min_agreement, training_data=training_data, spectral=spectral,
         )
         bundle = Bundle.load(root)
     except (ExportError, CheckpointError, BundleError, BackendError) as exc:
@@ -162,7 +163,7 @@ def infer(
     resume: bool = typer.Option(False, help="Skip songs already in --out and append the rest."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out (atomically, when the run ends)."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Tags per head in the table and 'top'."),
-    embeddings: bool = typer.Option(False, help="Add each song's embedding (all levels of all scales) to --out."),
+    embeddings: bool = typer.Option(False, help="Add each song's embedding (all levels of all scales, then the spectral level if the bundle has one) to --out."),
     segments: bool = typer.Option(False, help="Add the per-segment tag time series to --out (.jsonl only)."),
     backend: str = typer.Option("auto", help="auto | ort | trt | openvino. auto picks the fastest installed backend exact for --precision and says what it chose; a named backend never falls back."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
@@ -231,7 +232,7 @@ def fit(
     valid_targets: ValidTargetsOption = None,
     test_targets: TestTargetsOption = None,
     name: str = typer.Option(None, help="Head name in the bundle (default: the label column; 'tags' with --targets)."),
-    scales: str = typer.Option(None, help="Comma-separated scales to read, e.g. 3^9,5^6 (default: all)."),
+    scales: str = typer.Option(None, help="Comma-separated scales to read, e.g. 3^9,5^6 or 3^9,mel (default: all, and mel when the bundle has the spectral level)."),
     levels: str = typer.Option(None, help="Comma-separated levels, 1 = last hidden layer (default: all, e.g. 1,2,3)."),
     kfold: int = typer.Option(0, help="Also report k-fold cross-validation on train+valid (k > 1)."),
     group_column: str = typer.Option(None, help="With --kfold: manifest column kept within one fold (e.g. artist)."),

@@ -25,6 +25,7 @@ from ..runtime._version import __version__ as samplecnn_version
 from ..runtime.bundle import (
     PRECISIONS, BundleSpec, EngineSpec, OutputSpec, ScaleSpec, publish_folder_atomically, scale_file_stem, sha256_file, write_manifest,
 )
+from ..runtime.spectral import SpectralSpec
 from ..trainer.checkpoint import Checkpoint, load_checkpoint
 from ..trainer.model import INPUT_NAME, LOGITS_NAME
 from .audio_sets import AudioSourceError, Song, content_digest, list_audio, load_songs, pick_evenly, split_holdout, stack_segments
@@ -208,13 +209,14 @@ def export_bundle(
     training_data: str | None = None,
     int8_settings: Int8Settings = Int8Settings(),
     trt_options: dict | None = None,
+    spectral: bool = True,
     _songs: tuple | None = None,
 ) -> Path:
     """Export ``checkpoints`` (one per scale) into a new, verified bundle at ``out``; returns ``out``.
 
     ``precisions`` of ONNX graphs to write (fp32 always); ``engine="trt"`` also builds a
     TensorRT engine of each. ``parity_audio``/``calibration``: folder, CSV or audio file of
-    real songs. Raises ExportError subclasses (ParityError, QuantizationError, TensorRTError,
+    real songs. ``spectral``: give the song vector the spectral level (runtime/spectral.py). Raises ExportError subclasses (ParityError, QuantizationError, TensorRTError,
     AudioSourceError) or CheckpointError; on any error nothing is written at ``out``.
     """
     precisions = tuple(dict.fromkeys(("fp32", *precisions)))
@@ -252,6 +254,7 @@ def export_bundle(
         spec = BundleSpec(
             sample_rate=sample_rate, scales=tuple(s.spec() for s in scales), backbone_labels=tuple(loaded[0][1].labels),
             provenance=provenance(loaded, training_data), extra_files=("MODEL_CARD.md",),
+            spectral=SpectralSpec() if spectral else None,
         )  # fmt: skip
         (staging / "MODEL_CARD.md").write_text(model_card(spec.to_dict()))
         write_manifest(staging, spec)

@@ -15,6 +15,7 @@ manifest.json (schema_version 1), typed by :class:`BundleSpec` (``from_dict`` / 
       "format": "samplecnn-bundle", "schema_version": 1,
       "sample_rate": 22050,
       "pooling": {"segment": "max", "song": "mean"},   # Pooling; the only pooling the runtime does
+      "spectral": {"name": "mel", "n_fft": 1024, "hop": 1024, "n_mels": 96, ...},  # optional SpectralSpec
       "backbone_labels": [...],            # the pre-training tags behind each scale's logits
       "scales": [{                         # ScaleSpec
           "name": "3^9", "segment_samples": 59049, "input_name": "waveform",
@@ -40,7 +41,9 @@ manifest.json (schema_version 1), typed by :class:`BundleSpec` (``from_dict`` / 
 :func:`write_manifest` is the only writer (export, fit and the model card use it, with
 :mod:`.bundle_write` for heads); the same spec and files always give the same bytes.
 The song vector a head reads is the concatenation, for each scale in ``head.scales`` (in that
-order) and each level in ``head.levels`` (in that order), of that level's segment-mean vector.
+order) and each level in ``head.levels`` (in that order), of that level's segment-mean vector;
+the scale ``"mel"`` (only in a bundle with a ``spectral`` entry, see runtime/spectral.py) gives
+its one vector of log-mel statistics whatever the levels.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_path
+from .spectral import SPECTRAL, SpectralError, SpectralSpec
 
 FORMAT = "samplecnn-bundle"
 SCHEMA_VERSION = 1
@@ -226,13 +230,20 @@ class BundleSpec:
     pooling: Pooling = Pooling()
     provenance: dict = field(default_factory=dict)
     extra_files: tuple[str, ...] = ()
+    spectral: SpectralSpec | None = None  # the "mel" level of the song vector (runtime/spectral.py); None: backbones only
 
     def to_dict(self) -> dict:
         return {
             "format": FORMAT, "schema_version": SCHEMA_VERSION, "sample_rate": self.sample_rate, "pooling": self.pooling.to_dict(),
+            **({"spectral": self.spectral.to_dict()} if self.spectral is not None else {}),
             "backbone_labels": list(self.backbone_labels), "scales": [s.to_dict() for s in self.scales],
             "heads": [h.to_dict() for h in self.heads], "provenance": dict(self.provenance), "extra_files": list(self.extra_files),
         }  # fmt: skip
+
+    @property
+    def song_scales(self) -> tuple[str, ...]:
+        """Every scale a song vector can read: the backbones', then "mel" when the bundle has the spectral level."""
+        return tuple(s.name for s in self.scales) + ((SPECTRAL,) if self.spectral is not None else ())
 
     @classmethod
     def from_dict(cls, manifest: dict, where: str | Path = MANIFEST) -> "BundleSpec":
@@ -246,9 +257,12 @@ class BundleSpec:
                 pooling=Pooling.from_dict(manifest.get("pooling", {})),
                 provenance=dict(manifest.get("provenance", {})),
                 extra_files=tuple(manifest.get("extra_files", [])),
+                spectral=SpectralSpec.from_dict(manifest["spectral"]) if "spectral" in manifest else None,
             )
         except BundleError:
             raise
+        except SpectralError as exc:
+            raise BundleError(f"{where}: {exc}; re-export the bundle with this samplecnn") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: malformed manifest ({exc!r}); re-export the bundle with `samplecnn export`") from exc
         spec.check(where)
@@ -257,10 +271,12 @@ class BundleSpec:
     def check(self, where: str | Path = MANIFEST) -> None:
         if not self.scales:
             raise BundleError(f"{where}: no scales; re-export the bundle with `samplecnn export`")
+        if any(s.name == SPECTRAL for s in self.scales):
+            raise BundleError(f"{where}: a scale is named {SPECTRAL!r}, the name of the spectral level; re-export the bundle")
         for h in self.heads:
             if h.task not in TASKS:
                 raise BundleError(f"{where}: head {h.name!r} has task {h.task!r}; valid: {TASKS}")
-            unknown = set(h.scales) - {s.name for s in self.scales}
+            unknown = set(h.scales) - set(self.song_scales)
             if unknown:
                 raise BundleError(f"{where}: head {h.name!r} reads scales {sorted(unknown)} the bundle lacks")
 
@@ -290,6 +306,21 @@ class Bundle:
 
     def path(self, relative: str) -> Path:
         return self.root / relative
+
+    @property
+    def spectral(self) -> SpectralSpec | None:
+        return self.spec.spectral if self.spec is not None else None
+
+    @property
+    def embedding_parts(self) -> list[tuple[str, int, int]]:
+        """(scale, level, width) in the order a song embedding concatenates them: every level of every
+        backbone scale (level 1 first), then the spectral level when the bundle has one."""
+        parts = [(s.name, o.level, o.width) for s in self.scales for o in sorted(s.level_outputs, key=lambda o: o.level)]
+        return parts + ([(SPECTRAL, 1, self.spectral.width)] if self.spectral is not None else [])
+
+    @property
+    def embedding_width(self) -> int:
+        return sum(width for _, _, width in self.embedding_parts)
 
     def scale(self, name: str) -> ScaleSpec:
         for s in self.scales:

@@ -56,9 +56,9 @@ def add_head(
     """
     root = Path(root)
     bundle = Bundle.load(root)  # refuse to extend a bundle that is already broken
-    missing = [s for s in head.scales if s not in {sc.name for sc in bundle.scales}]
+    missing = [s for s in head.scales if s not in bundle.spec.song_scales]
     if missing:
-        raise BundleError(f"head reads scales {missing} that bundle {root} lacks; it has {[s.name for s in bundle.scales]}")
+        raise BundleError(f"head reads scales {missing} that bundle {root} lacks; it has {list(bundle.spec.song_scales)}")
     if np.shape(mean) != (head.input_width,) or len(head.labels) != np.shape(layers[-1][0])[0]:
         raise BundleError(
             f"head {head.name!r}: weights take {np.shape(mean)} vectors and give {np.shape(layers[-1][0])[0]} scores, "

@@ -44,10 +44,6 @@ def head_labels(bundle: Bundle) -> list[tuple[str, tuple[str, ...]]]:
     return result_heads(bundle)
 
 
-def embedding_width(bundle: Bundle) -> int:
-    return sum(o.width for s in bundle.scales for o in s.level_outputs)
-
-
 def song_columns(bundle: Bundle, embeddings: bool) -> list[str]:
     """Column names of the ``songs`` table, in order (part of the job identity: a folder whose
     rows have other columns belongs to another job)."""
@@ -67,7 +63,7 @@ def song_schema(bundle: Bundle, embeddings: bool):
         fields.append(pa.field(f"top_{head}", pa.string()))
         fields += [pa.field(f"{head}:{label}", pa.float32()) for label in labels]
     if embeddings:
-        fields.append(pa.field("embedding", pa.list_(pa.float32(), embedding_width(bundle))))
+        fields.append(pa.field("embedding", pa.list_(pa.float32(), bundle.embedding_width)))
     return pa.schema(fields)
 
 

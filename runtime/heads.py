@@ -23,6 +23,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from .bundle import BundleError, HeadSpec
+from .spectral import SPECTRAL
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -85,10 +86,11 @@ def song_vector(levels: dict[str, dict[int, np.ndarray]], scales: tuple[str, ...
 
     ``levels``: {scale: {level: (width,) segment-mean vector}} as :meth:`Tagger.features`
     returns. Order: each scale of ``scales`` in turn, within it each level of
-    ``level_order`` in turn. Returns (sum of widths,) float32.
+    ``level_order`` in turn; the spectral pseudo-scale ``"mel"`` has one level and gives it
+    whatever ``level_order`` says. Returns (sum of widths,) float32.
     """
     try:
-        parts = [levels[s][lv] for s in scales for lv in level_order]
+        parts = [levels[s][lv] for s in scales for lv in ((1,) if s == SPECTRAL else level_order)]
     except KeyError as exc:
         have = {s: sorted(v) for s, v in levels.items()}
         raise BundleError(f"song features lack {exc}; they have {have}") from exc

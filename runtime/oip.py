@@ -140,16 +140,12 @@ def head_labels(bundle) -> dict[str, tuple[str, ...]]:
     return dict(result_heads(bundle))
 
 
-def embedding_width(bundle) -> int:
-    return sum(o.width for s in bundle.scales for o in s.level_outputs)
-
-
 def output_specs(bundle) -> list[tuple[str, str, list[int]]]:
     """(name, V2 datatype, shape) of every response tensor (-1: depends on top_k)."""
     specs = []
     for head, labels in head_labels(bundle).items():
         specs += [(f"scores_{head}", "FP32", [len(labels)]), (f"labels_{head}", "BYTES", [len(labels)]), (f"top_{head}", "BYTES", [-1])]
-    return specs + [(EMBEDDING, "FP32", [embedding_width(bundle)])]
+    return specs + [(EMBEDDING, "FP32", [bundle.embedding_width])]
 
 
 def result_tensors(result, top_k: int, embedding: bool) -> list[tuple[str, str, np.ndarray]]:

@@ -25,6 +25,7 @@ from .audio import AudioError, audio_info, iter_array_blocks, iter_audio_blocks
 from .backends import Backend
 from .bundle import Bundle, ScaleSpec
 from .heads import sigmoid
+from .spectral import SPECTRAL, SpectralStats, mel_filterbank
 from .streaming import StreamSegmenter, resampled_length
 
 QUEUE_ITEMS_PER_WORKER = 4  # each item is one decoded block's segments of one scale (<= ~2 MB)
@@ -36,7 +37,9 @@ class SongFeatures:
     """Segment-mean level vectors of one song (or why there are none).
 
     ``levels``: {scale name: {level: (width,) float32}}: the mean over the song's segments of
-    each level's (segment max-pooled) activations; level 1 = last hidden layer.
+    each level's (segment max-pooled) activations; level 1 = last hidden layer. A bundle with
+    a spectral level adds ``levels["mel"][1]``: log-mel statistics of the whole song
+    (runtime/spectral.py).
     ``backbone_scores``: (n_backbone_labels,) mean over scales of the mean over segments of
     sigmoid(logits). ``series``: with ``keep_series``, {scale: (starts (k,) seconds,
     scores (k, n_backbone_labels))} per segment, in time order.
@@ -70,6 +73,7 @@ class _Song:
         self.counts = {s.name: 0 for s in scales}
         self.expected: dict[str, int] | None = None  # known when decoding is done
         self.samples = 0
+        self.spectral: np.ndarray | None = None  # the decoder's log-mel statistics, with the bundle's spectral level
         self.series: dict[str, list] | None = {s.name: [] for s in scales} if keep_series else None
         self.error: str | None = None
 
@@ -91,6 +95,8 @@ class _Song:
         if self.error is not None:
             return SongFeatures(self.index, self.path, self.samples / sample_rate, error=self.error)
         levels = {s: {lv: (v / self.counts[s]).astype(np.float32) for lv, v in per.items()} for s, per in self.sums.items()}
+        if self.spectral is not None:
+            levels[SPECTRAL] = {1: self.spectral}
         scores = None
         if self.prob_sums:
             scores = np.mean([p / self.counts[s] for s, p in self.prob_sums.items()], axis=0).astype(np.float32)
@@ -159,6 +165,8 @@ class Engine:
         self.decode_workers = decode_workers
         self.max_segments = max_segments
         self.seconds_inferring = 0.0  # wall time inside backend.infer, for the profile
+        spectral = bundle.spectral
+        self.filterbank = mel_filterbank(bundle.sample_rate, spectral.n_fft, spectral.n_mels) if spectral is not None else None
 
     def _decode(self, index: int, item, out: queue.Queue, stop: threading.Event) -> None:
         """Worker: decode one song and queue its segments, then a 'done' or 'error' message."""
@@ -178,17 +186,20 @@ class Engine:
         try:
             declared, blocks = _blocks(item, index, self.bundle.sample_rate)
             segmenter = StreamSegmenter(lengths, declared, self.max_segments)
+            spectral = SpectralStats(self.bundle.spectral, self.bundle.sample_rate, self.filterbank) if self.filterbank is not None else None
             for block in blocks:
                 if stop.is_set():
                     return
                 received += len(block)
+                if spectral is not None:
+                    spectral.push(block)
                 for scale, starts, segments in segmenter.push(block):
                     counts[scale] += len(starts)
                     put(("segments", index, scale, starts, segments))
             for scale, starts, segments in segmenter.finish():
                 counts[scale] += len(starts)
                 put(("segments", index, scale, starts, segments))
-            put(("done", index, received, counts))
+            put(("done", index, received, counts, spectral.finish() if spectral is not None and received else None))
         except _Stopped:
             return
         except AudioError as exc:
@@ -270,7 +281,7 @@ class Engine:
                 if kind == "error":
                     song.error = payload
                 else:
-                    song.samples, song.expected = payload, extra
+                    song.samples, song.expected, song.spectral = payload, extra, message[4]
                 check(song)
         finally:
             stop.set()

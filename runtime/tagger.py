@@ -190,7 +190,7 @@ class Tagger:
     @property
     def embedding_scales(self) -> list[tuple[str, int, int]]:
         """(scale, level, width) in the order the song embedding concatenates them."""
-        return [(s.name, o.level, o.width) for s in self.bundle.scales for o in sorted(s.level_outputs, key=lambda o: o.level)]
+        return self.bundle.embedding_parts
 
     def features(self, inputs: Iterable, *, segments: bool = False) -> Iterator[SongFeatures]:
         """Per-song level vectors: the input of every song-level classifier (and of ``fit``).

@@ -5,7 +5,7 @@ fitted head sees exactly the vectors the runtime will give it. The cache is keye
 
 * the bundle's backbones: the sha256 of every ONNX graph of the chosen precision, so a
   re-exported or different bundle never reuses vectors (fitting a head changes the manifest
-  but not the backbones, and keeps the cache);
+  but not the backbones, and keeps the cache), and its spectral level when it has one;
 * the extraction settings (precision, max_segments);
 * the audio file: its absolute path, size and modification time.
 
@@ -39,7 +39,10 @@ def bundle_feature_key(bundle: Bundle, precision: str, max_segments: int | None)
     """Hex key of what determines the vectors: backbone graphs and extraction settings."""
     files = bundle.manifest["files"]
     graphs = {s.name: files[s.models[precision]] for s in bundle.scales}
-    blob = json.dumps({"graphs": graphs, "precision": precision, "max_segments": max_segments, "format": CACHE_FORMAT}, sort_keys=True)
+    key = {"graphs": graphs, "precision": precision, "max_segments": max_segments, "format": CACHE_FORMAT}
+    if bundle.spectral is not None:  # a bundle without it keeps its old key
+        key["spectral"] = bundle.spectral.to_dict()
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -64,7 +64,7 @@ def read_groups(manifests: list[str | None], column: str) -> dict[Path, str]:
 
 
 def _selection(tagger: Tagger, options: FitOptions) -> tuple[list[str], list[int]]:
-    names = [s.name for s in tagger.bundle.scales]
+    names = list(tagger.bundle.spec.song_scales)  # the backbones, then "mel" when the bundle has the spectral level
     scales = options.scales or names
     unknown = [s for s in scales if s not in names]
     if unknown:

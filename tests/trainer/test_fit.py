@@ -59,7 +59,8 @@ def test_fit_writes_a_head_the_runtime_reproduces(bundle_copy, clip_dataset, tmp
     bundle = Bundle.load(bundle_copy)  # hashes still valid after the in-place update
     (head,) = bundle.heads
     assert head.name == "style" and head.task == "classes" and set(head.labels) == {"orchestra", "combo"}
-    assert head.scales == ("2^14", "3^9") and head.levels == (1, 2, 3)
+    # Every backbone scale, then the spectral level the exported bundle has by default.
+    assert head.scales == ("2^14", "3^9", "mel") and head.levels == (1, 2, 3)
 
     from samplecnn.trainer.fit import split_vectors
     from samplecnn.trainer.fit_run import _dataset
@@ -75,7 +76,7 @@ def test_fit_writes_a_head_the_runtime_reproduces(bundle_copy, clip_dataset, tmp
     # The fit step's own predictions on the same files equal the runtime's head scores.
     vectors, _ = splits["test"]
     assert [str(p) for p in vectors.paths] == [str(p) for p in test_files]
-    fit_scores = result["report"].classifier.predict(vectors.matrix(["2^14", "3^9"], [1, 2, 3]))
+    fit_scores = result["report"].classifier.predict(vectors.matrix(["2^14", "3^9", "mel"], [1, 2, 3]))
     runtime_scores = np.array([[s.scores["style"][label] for label in dataset.labels] for s in songs])
     np.testing.assert_allclose(runtime_scores, fit_scores, atol=1e-5)
 
@@ -112,8 +113,15 @@ def test_cache_is_reused_for_the_same_backbones_and_never_for_others(bundle_copy
         other_key = bundle_feature_key(tagger.bundle, "fp32", None)
         second = extract_song_vectors(tagger, files, cache)
     assert other_key != key
-    assert set(second.levels[0]) == {"2^14"} and set(first.levels[0]) == {"2^14", "3^9"}
+    assert set(second.levels[0]) == {"2^14", "mel"} and set(first.levels[0]) == {"2^14", "3^9", "mel"}
     assert not np.allclose(second.levels[0]["2^14"][1], first.levels[0]["2^14"][1])
+    # The same graphs without the spectral level: another key, and vectors without "mel".
+    paper = write_bundle([other_weights], tmp_path / "paper", spectral=False)
+    with Tagger(paper) as tagger:
+        paper_key = bundle_feature_key(tagger.bundle, "fp32", None)
+        third = extract_song_vectors(tagger, files, cache)
+    assert paper_key not in (key, other_key) and set(third.levels[0]) == {"2^14"}
+    np.testing.assert_array_equal(third.levels[0]["2^14"][1], second.levels[0]["2^14"][1])
 
 
 def test_ablation_table_and_kfold(bundle_copy, clip_dataset, tmp_path):
