@@ -53,12 +53,14 @@ def genre_rows(rows: list[dict]) -> list[dict]:
 
 
 def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: str | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """{"all" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors (through `samplecnn fit`'s song-vector
+    """{"all" | "backbones" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors ("mel": the spectral level, and
+    "backbones": all but it, when the bundle has it) (through `samplecnn fit`'s song-vector
     cache, so vectors fit already extracted are reused) and, for the songs where ``scored`` is
     True, {"backbone" | "tags": (m, K)} song scores: the backbones' own (mean over scales), and
     the bundle's ``tags`` head when it has one (the song-level classifier on the song vector)."""
     from samplecnn.runtime import Tagger
     from samplecnn.runtime.heads import head_input
+    from samplecnn.runtime.spectral import SPECTRAL
     from samplecnn.trainer.features import extract_song_vectors
 
     vectors, scores, head_scores = {}, [], []
@@ -71,10 +73,13 @@ def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: 
             parts = []
             for scale, levels in levels_of.items():
                 for level, vector in sorted(levels.items()):
-                    vectors.setdefault(f"{scale}/L{level}", []).append(vector)
+                    if scale != SPECTRAL:  # its one level is the "mel" row
+                        vectors.setdefault(f"{scale}/L{level}", []).append(vector)
                     parts.append(vector)
                 vectors.setdefault(scale, []).append(np.concatenate([levels[k] for k in sorted(levels)]))
             vectors.setdefault("all", []).append(np.concatenate(parts))
+            if SPECTRAL in levels_of:  # the backbones' levels alone: the paper's song vector
+                vectors.setdefault("backbones", []).append(np.concatenate([v for s, lv in levels_of.items() if s != SPECTRAL for _, v in sorted(lv.items())]))
         for f in tagger.features([p for p, keep in zip(paths, scored) if keep]):
             if not f.ok:
                 raise SystemExit(f"{f.path}: {f.error}")
