@@ -15,7 +15,7 @@ manifest.json (schema_version 1), typed by :class:`BundleSpec` (``from_dict`` / 
       "format": "samplecnn-bundle", "schema_version": 1,
       "sample_rate": 22050,
       "pooling": {"segment": "max", "song": "mean"},   # Pooling; the only pooling the runtime does
-      "spectral": {"name": "mel", "n_fft": 1024, "hop": 1024, "n_mels": 96, ...},  # optional SpectralSpec
+      "spectral": {"name": "mel", "n_fft": 1024, "hop": 1024, "n_mels": 96, "f_max": 7000.0, ...},  # optional SpectralSpec
       "backbone_labels": [...],            # the pre-training tags behind each scale's logits
       "scales": [{                         # ScaleSpec
           "name": "3^9", "segment_samples": 59049, "input_name": "waveform",
@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_path
-from .spectral import SPECTRAL, SpectralError, SpectralSpec
+from .spectral import SPECTRAL, SpectralError, SpectralSpec, mel_filterbank
 
 FORMAT = "samplecnn-bundle"
 SCHEMA_VERSION = 1
@@ -271,6 +271,11 @@ class BundleSpec:
     def check(self, where: str | Path = MANIFEST) -> None:
         if not self.scales:
             raise BundleError(f"{where}: no scales; re-export the bundle with `samplecnn export`")
+        if self.spectral is not None:
+            try:
+                mel_filterbank(self.sample_rate, self.spectral.n_fft, self.spectral.n_mels, self.spectral.f_max)
+            except SpectralError as exc:
+                raise BundleError(f"{where}: spectral level: {exc}; re-export the bundle") from exc
         if any(s.name == SPECTRAL for s in self.scales):
             raise BundleError(f"{where}: a scale is named {SPECTRAL!r}, the name of the spectral level; re-export the bundle")
         for h in self.heads:

@@ -166,7 +166,7 @@ class Engine:
         self.max_segments = max_segments
         self.seconds_inferring = 0.0  # wall time inside backend.infer, for the profile
         spectral = bundle.spectral
-        self.filterbank = mel_filterbank(bundle.sample_rate, spectral.n_fft, spectral.n_mels) if spectral is not None else None
+        self.filterbank = mel_filterbank(bundle.sample_rate, spectral.n_fft, spectral.n_mels, spectral.f_max) if spectral is not None else None
 
     def _decode(self, index: int, item, out: queue.Queue, stop: threading.Event) -> None:
         """Worker: decode one song and queue its segments, then a 'done' or 'error' message."""

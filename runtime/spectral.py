@@ -5,7 +5,7 @@ level vectors a pseudo-scale named :data:`SPECTRAL` (``"mel"``) with one level (
 
     frames      n_fft samples every hop samples of the decoded song (at the bundle rate),
                 Hann window; a song shorter than n_fft is one zero-padded frame
-    logmel      log10(1 + 10000 * (|rfft(frame)|^2 @ mel filterbank))   (n_mels triangles, 0 Hz..rate/2)
+    logmel      log10(1 + 10000 * (|rfft(frame)|^2 @ mel filterbank))   (n_mels HTK-mel triangles, 0 Hz..f_max)
     delta       logmel[t + 1] - logmel[t]
     vector      [mean_t logmel, std_t logmel, mean_t |delta|, std_t delta]   (4 * n_mels,) float32
 
@@ -13,9 +13,11 @@ The statistics are taken over every frame of the song (not per segment), accumul
 block as the decoder streams, so memory does not grow with the song. Heads read it when
 ``"mel"`` is among their scales (see :func:`samplecnn.runtime.heads.song_vector`).
 
-Why: with the small distilled backbones of the default model, these 384 numbers add what their
-features miss about timbre (experiments/probes/melstats.py: synthtags style 0.411 -> 0.519,
-mer4q genre 0.531 -> 0.568, mer4q quadrant 0.658 -> 0.649, same folds).
+Why: with the small distilled backbones of the default model, these 384 numbers add the timbre
+their features miss (experiments/probes/README.md, same folds, backbone levels alone -> with
+these: synthtags style 0.411 -> 0.531, mer4q genre 0.531 -> 0.574, mer4q quadrant 0.653 -> 0.650).
+The bands stop at 7 kHz, below the low-pass of 16 kHz MP3s (MagnaTagATune, most previews), so
+the statistics describe the music rather than the source's sample rate.
 """
 
 from __future__ import annotations
@@ -40,29 +42,31 @@ class SpectralSpec:
     n_fft: int = 1024
     hop: int = 1024
     n_mels: int = 96
+    f_max: float = 7000.0  # Hz: below the low-pass of 16 kHz MP3s (MagnaTagATune, previews), so every common source has these bands
 
     @property
     def width(self) -> int:
         return len(STATS) * self.n_mels
 
     def to_dict(self) -> dict:
-        return {"name": SPECTRAL, "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, "stats": list(STATS),
+        return {"name": SPECTRAL, "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, "f_max": self.f_max, "stats": list(STATS),
                 "log": f"log10(1 + {LOG_SCALE:g} x)", "width": self.width}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpectralSpec":
-        spec = cls(int(d["n_fft"]), int(d["hop"]), int(d["n_mels"]))
+        spec = cls(int(d["n_fft"]), int(d["hop"]), int(d["n_mels"]), float(d["f_max"]))
         expected = spec.to_dict()
-        if not (8 <= spec.n_fft <= 1 << 16 and 1 <= spec.hop <= spec.n_fft and 1 <= spec.n_mels <= spec.n_fft // 2):
-            raise SpectralError(f"spectral {d}: n_fft must be 8..65536, hop 1..n_fft and n_mels 1..n_fft/2")
+        if not (8 <= spec.n_fft <= 1 << 16 and 1 <= spec.hop <= spec.n_fft and 1 <= spec.n_mels <= spec.n_fft // 2 and spec.f_max > 0):
+            raise SpectralError(f"spectral {d}: n_fft must be 8..65536, hop 1..n_fft, n_mels 1..n_fft/2 and f_max > 0")
         differing = sorted(k for k in expected if k in d and d[k] != expected[k])
         if differing or set(d) - set(expected):
             raise SpectralError(f"spectral {d}: this samplecnn computes {expected}")
         return spec
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_fft // 2 + 1, n_mels) float32 triangular filters, equally spaced in HTK mels from 0 Hz to rate/2."""
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_max: float) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) float32 triangular filters, equally spaced in HTK mels from 0 Hz to
+    min(f_max, rate/2). Raises SpectralError when a filter would cover no FFT bin."""
 
     def hz_to_mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
@@ -70,10 +74,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     def mel_to_hz(m):
         return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(min(f_max, sample_rate / 2)), n_mels + 2))
     bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     lo, centre, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     triangles = np.maximum(0.0, np.minimum((bins - lo) / (centre - lo), (hi - bins) / (hi - centre)))
+    if not (triangles.sum(axis=1) > 0).all():
+        raise SpectralError(f"{n_mels} mel bands up to {f_max:g} Hz are too narrow for {n_fft}-point frames at {sample_rate} Hz")
     return np.ascontiguousarray(triangles.T, np.float32)
 
 
@@ -82,7 +88,7 @@ class SpectralStats:
 
     def __init__(self, spec: SpectralSpec, sample_rate: int, filterbank: np.ndarray | None = None) -> None:
         self.spec = spec
-        self.filterbank = filterbank if filterbank is not None else mel_filterbank(sample_rate, spec.n_fft, spec.n_mels)
+        self.filterbank = filterbank if filterbank is not None else mel_filterbank(sample_rate, spec.n_fft, spec.n_mels, spec.f_max)
         self.window = np.hanning(spec.n_fft).astype(np.float32)
         self.pending = np.zeros(0, np.float32)  # samples not yet consumed by a frame start
         self.frames = 0

@@ -1,6 +1,6 @@
 """Probe: frame length and hop of the spectral level (runtime/spectral.py), each concatenated to the
 shipped song vector; same protocol and folds as experiments/distill_eval.py.
-Usage: .venv/bin/python experiments/probes/melstats_frames.py  ->  /tmp/samplecnn-probe-melstats_frames.json
+Usage: .venv/bin/python experiments/probes/melstats_frames.py  ->  /tmp/samplecnn-probe-melstats_frames_7k.json
 """
 import json, sys, time
 from pathlib import Path
@@ -9,7 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import distill_eval as de
 from samplecnn.runtime.audio import load_audio
 from samplecnn.runtime.spectral import SpectralSpec, spectral_vector
-specs = {"1024/512": SpectralSpec(1024, 512, 96), "1024/1024": SpectralSpec(1024, 1024, 96), "2048/1024": SpectralSpec(2048, 1024, 96)}
+# Session 6, first run: 96 bands up to rate/2 (11,025 Hz). Second run (after mer4q's 16 kHz MP3s were found to
+# have nothing above ~7.5 kHz, so the top bands were a codec flag): bands up to 7 kHz.
+specs = {"1024/1024 96 bands to 7 kHz": SpectralSpec(1024, 1024, 96, 7000.0), "1024/1024 64 bands to 7 kHz": SpectralSpec(1024, 1024, 64, 7000.0),
+         "2048/1024 96 bands to 7 kHz": SpectralSpec(2048, 1024, 96, 7000.0)}
 cache = str(Path.home() / ".cache/samplecnn/features")
 mer4q, synth = de.read_rows("mer4q"), de.read_rows("synthtags")
 out = {}
@@ -19,8 +22,8 @@ for task, (rows, col, gcol) in {"mer4q_genre": (de.genre_rows(mer4q), "genre", "
     for p in paths:
         x = load_audio(p, 22050)
         for k, s in specs.items(): feats[k].append(spectral_vector(x, s, 22050))
-    sv = de.song_features("runtime/default_model", paths, np.zeros(len(paths), bool), cache)[0]["all"]
+    sv = de.song_features(str(Path.home() / ".cache/samplecnn/session5_model"), paths, np.zeros(len(paths), bool), cache)[0]["all"]
     y = np.array([r[col] for r in rows]); groups = [r[gcol] for r in rows]
     print(task, flush=True)
     out[task] = de.transfer({f"sv + {k}": np.concatenate([sv, np.stack(v)], 1) for k, v in feats.items()}, y, groups)
-    json.dump(out, open("/tmp/samplecnn-probe-melstats_frames.json", "w"), indent=1)
+    json.dump(out, open("/tmp/samplecnn-probe-melstats_frames_7k.json", "w"), indent=1)
