@@ -29,11 +29,16 @@ that `samplecnn infer songs/` works without data or training. Three raw-waveform
 (Pons & Serra 2019, `MTT_musicnn`) on every hour of real music this project could reach:
 each learned the teacher's 50 MagnaTagATune tag probabilities (soft targets, window by window)
 and, through a linear map used only in training, the teacher's penultimate and pooled
-features.{stage2} Song-level heads read the concatenated segment-mean activations of the last three
-layers of all three backbones (960 dimensions), as in the paper: `tags` (the teacher's 50
-tags, fitted on the teacher's song-level probabilities: the model's best tags), `quadrant`
-(emotion) and `instruments`. The backbones' own tags (mean over scales) are the `backbone`
-head.
+features.{stage2} The song vector is the paper's: the concatenated segment-mean activations of
+the last three layers of all three backbones (960 dimensions), followed by a **spectral level**
+that is not in the paper: 384 log-mel statistics of the whole song (mean and standard
+deviation of 96 log-mel bands from 0 to 7 kHz and of their frame-to-frame change;
+`runtime/spectral.py`, numpy, computed while the song decodes). The small students match
+their teacher's tags but miss timbre that these statistics carry (evaluation below, and
+`experiments/probes/README.md`). Song-level heads read the whole 1,344-d vector:
+`tags` (the teacher's 50 tags, fitted on the teacher's song-level probabilities: the model's
+best tags), `quadrant` (emotion) and `instruments`. The backbones' own tags (mean over
+scales) are the `backbone` head.
 
 ## What it is and is not good for
 
@@ -108,7 +113,9 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
     for name in dict.fromkeys(n for task in tasks for n in task):
         dims = next(task[name]["dims"] for task in tasks if name in task)
         lines.append(f"| {name} | {dims} | " + " | ".join(cell(task, name) for task in tasks) + " |")
-    lines += ["", "`student all` is the multi-level multi-scale song vector the heads read; `<scale>` rows concatenate "
+    lines += ["", "`student all` is the song vector the heads read (with the spectral level when the bundle has it); "
+              "`student backbones` is its multi-level multi-scale part alone (the paper's song vector) and `student mel` the "
+              "spectral level alone; `<scale>` rows concatenate "
               "that scale's three levels, `<scale>/L1` is one level (L1 = last hidden layer). Rows named `<name> default all` are earlier default models: given live "
               "with `default_model.sh BASELINE=...`, or imported from earlier runs of the same protocol and folds "
               "(experiments/results/distill_eval_session*.json; those runs had no genre task). mer4q genre: the 458 "
