@@ -117,7 +117,11 @@ def test_jsonl_and_csv_read_the_same(results):
         assert a.heads[head].labels == b.heads[head].labels
         assert a.heads[head].scores == pytest.approx(b.heads[head].scores, abs=1e-5)
         assert (a.heads[head].top_index[:, 0] == b.heads[head].top_index[:, 0]).all()
-    assert a.embeddings.shape == b.embeddings.shape == (4, 960)
+    from samplecnn.runtime.bundle import Bundle
+    from samplecnn.runtime.tagger import default_bundle_path
+
+    # The default model's embedding: 960 backbone levels + the 384-d spectral level.
+    assert a.embeddings.shape == b.embeddings.shape == (4, Bundle.load(default_bundle_path()).embedding_width) == (4, 1344)
     assert a.embeddings == pytest.approx(b.embeddings, abs=1e-4)
 
 
