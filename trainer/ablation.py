@@ -2,7 +2,8 @@
 
 Levels {last, last two, last three} x scales {each alone, all together}, each row fitted and
 evaluated the same way (:func:`samplecnn.trainer.fit.fit_head`), reported on the test split
-(or valid when there is none).
+(or valid when there is none). With a bundle's spectral level, two more rows: it alone, and
+all scales' last three levels with it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.spectral import SPECTRAL
 from .data import Dataset
 from .fit import fit_head
 from .song_classifier import ClassifierConfig
@@ -28,32 +30,40 @@ def ablation_rows(
     config: ClassifierConfig = ClassifierConfig(),
     label: str = "",
     log=print,
+    spectral: bool = False,
 ) -> list[dict]:
-    """One row per (level set, scale set): dims, the task's metrics on the evaluation split."""
+    """One row per (level set, scale set): dims, the task's metrics on the evaluation split.
+
+    ``spectral`` (the bundle has the spectral level, runtime/spectral.py): two more rows after
+    the paper's, the spectral level alone and every scale's last three levels with it."""
     evaluation = "test" if "test" in splits else "valid"
     scale_sets = [[s] for s in scales] + ([list(scales)] if len(scales) > 1 else [])
+    plan = [(scale_set, name, levels) for scale_set in scale_sets for name, levels in LEVEL_SETS.items()]
+    if spectral:
+        plan += [([SPECTRAL], "spectral", (1,)), ([*scales, SPECTRAL], "last three", LEVEL_SETS["last three"])]
     rows = []
-    for scale_set in scale_sets:
-        for name, levels in LEVEL_SETS.items():
-            if max(levels) > available_levels:
-                continue
-            report = fit_head(splits, dataset, scale_set, list(levels), config)
-            m = report.metrics[evaluation]
-            row = {
-                "backbones": label,
-                "scales": scale_set_name(scale_set, scales),
-                "levels": name,
-                "dims": report.input_width,
-                "split": evaluation,
-                **{k: round(float(m[k]), 4) for k in METRICS[dataset.task]},
-                "valid_" + METRICS[dataset.task][0]: round(float(report.metrics["valid"][METRICS[dataset.task][0]]), 4),
-            }
-            log(format_row(row, dataset.task))
-            rows.append(row)
+    for scale_set, name, levels in plan:
+        if max(levels) > available_levels:
+            continue
+        report = fit_head(splits, dataset, scale_set, list(levels), config)
+        m = report.metrics[evaluation]
+        row = {
+            "backbones": label,
+            "scales": scale_set_name(scale_set, scales),
+            "levels": name,
+            "dims": report.input_width,
+            "split": evaluation,
+            **{k: round(float(m[k]), 4) for k in METRICS[dataset.task]},
+            "valid_" + METRICS[dataset.task][0]: round(float(report.metrics["valid"][METRICS[dataset.task][0]]), 4),
+        }
+        log(format_row(row, dataset.task))
+        rows.append(row)
     return rows
 
 
 def scale_set_name(scale_set: list[str], scales: list[str]) -> str:
+    if scale_set == [*scales, SPECTRAL]:
+        return f"{scale_set_name(list(scales), scales)} + {SPECTRAL}"
     joined = "+".join(scale_set)
     return f"all ({joined})" if len(scales) > 1 and len(scale_set) == len(scales) else joined
 
@@ -67,7 +77,7 @@ def best_gain(rows: list[dict], task: str) -> dict:
     """Multi-level + multi-scale (all scales, last three) against the best single-scale last layer."""
     key = METRICS[task][0]
     singles = [r for r in rows if r["levels"] == "last" and not r["scales"].startswith("all")]
-    multi = [r for r in rows if r["levels"] == "last three" and r["scales"].startswith("all")]
+    multi = [r for r in rows if r["levels"] == "last three" and r["scales"].startswith("all") and not r["scales"].endswith(f"+ {SPECTRAL}")]
     if not singles or not multi:
         return {}
     best_single = max(singles, key=lambda r: r[key])

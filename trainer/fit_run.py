@@ -98,6 +98,7 @@ def run_fit(options: FitOptions, log=print) -> dict:
         splits = split_vectors(tagger, dataset, cache, log=log, failed=failed)
         available_levels = min(len(s.level_outputs) for s in tagger.bundle.scales)
         all_scales = [s.name for s in tagger.bundle.scales]
+        has_spectral = tagger.bundle.spectral is not None
     result: dict = {"failed": failed}
     report = fit_head(splits, dataset, scales, levels, options.classifier)
     result["metrics"] = report.metrics
@@ -108,7 +109,8 @@ def run_fit(options: FitOptions, log=print) -> dict:
         result["kfold"] = _kfold(splits, dataset, scales, levels, options)
         log(f"{options.kfold}-fold: " + ", ".join(f"{k} {v:.4f}" for k, v in result["kfold"].items() if k.endswith("_mean")))
     if options.ablation:
-        rows = ablation_rows(splits, dataset, all_scales, available_levels, options.classifier, label="trained", log=log)
+        rows = ablation_rows(splits, dataset, all_scales, available_levels, options.classifier, label="trained", log=log,
+                             spectral=has_spectral)
         save_ablation(rows, dataset.task, options.ablation, title=f"{dataset.name} on {options.bundle}")
         result["ablation"] = {"rows": rows, "gain": best_gain(rows, dataset.task)}
         log(to_markdown(rows, dataset.task))

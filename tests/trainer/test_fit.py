@@ -133,9 +133,12 @@ def test_ablation_table_and_kfold(bundle_copy, clip_dataset, tmp_path):
     )  # fmt: skip
     rows = result["ablation"]["rows"]
     assert [(r["scales"], r["levels"]) for r in rows][:3] == [("2^14", "last"), ("2^14", "last two"), ("2^14", "last three")]
-    assert rows[-1]["scales"] == "all (2^14+3^9)" and rows[-1]["dims"] == 2 * (64 + 64 + 32)
+    assert rows[8]["scales"] == "all (2^14+3^9)" and rows[8]["dims"] == 2 * (64 + 64 + 32)
+    # The bundle's spectral level: alone, then with every scale's last three levels.
+    assert [(r["scales"], r["levels"], r["dims"]) for r in rows[9:]] == [
+        ("mel", "spectral", 384), ("all (2^14+3^9) + mel", "last three", 2 * (64 + 64 + 32) + 384)]
     saved = json.loads((tmp_path / "abl.json").read_text())
-    assert len(saved["rows"]) == 9 and "gain" in saved
+    assert len(saved["rows"]) == 11 and saved["gain"]["multi_level_multi_scale"] == rows[8]["accuracy"]
     assert "| backbones | scales |" in (tmp_path / "abl.md").read_text()
     assert result["kfold"]["folds"] == 2 and 0.0 <= result["kfold"]["accuracy_mean"] <= 1.0
     assert Bundle.load(bundle_copy).heads == ()  # --no-write leaves the bundle alone
