@@ -46,7 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     paths = song_paths(args.songs)
     bundle = default_bundle_path()
-    if Bundle.load(bundle).spectral is None:
+    spec = Bundle.load(bundle).spectral
+    if spec is None:
         raise SystemExit(f"{bundle} has no spectral level: nothing to measure")
     with tempfile.TemporaryDirectory() as tmp:
         bundles = {"with spectral level": bundle, "backbones only": without_spectral(bundle, Path(tmp) / "plain")}
@@ -68,7 +69,6 @@ def main() -> None:
     from ..runtime.audio import load_audio
     from ..runtime.spectral import spectral_vector
 
-    spec = Bundle.load(bundle).spectral
     song = load_audio(paths[0], 22050, max_seconds=30)
     alone = []
     for _ in range(20):

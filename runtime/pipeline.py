@@ -25,7 +25,7 @@ from .audio import AudioError, audio_info, iter_array_blocks, iter_audio_blocks
 from .backends import Backend
 from .bundle import Bundle, ScaleSpec
 from .heads import sigmoid
-from .spectral import SPECTRAL, SpectralStats, mel_filterbank
+from .spectral import SPECTRAL, MelBands, SpectralStats
 from .streaming import StreamSegmenter, resampled_length
 
 QUEUE_ITEMS_PER_WORKER = 4  # each item is one decoded block's segments of one scale (<= ~2 MB)
@@ -165,8 +165,7 @@ class Engine:
         self.decode_workers = decode_workers
         self.max_segments = max_segments
         self.seconds_inferring = 0.0  # wall time inside backend.infer, for the profile
-        spectral = bundle.spectral
-        self.filterbank = mel_filterbank(bundle.sample_rate, spectral.n_fft, spectral.n_mels, spectral.f_max) if spectral is not None else None
+        self.mel_bands = MelBands.of(bundle.spectral, bundle.sample_rate) if bundle.spectral is not None else None  # shared by every song
 
     def _decode(self, index: int, item, out: queue.Queue, stop: threading.Event) -> None:
         """Worker: decode one song and queue its segments, then a 'done' or 'error' message."""
@@ -186,7 +185,7 @@ class Engine:
         try:
             declared, blocks = _blocks(item, index, self.bundle.sample_rate)
             segmenter = StreamSegmenter(lengths, declared, self.max_segments)
-            spectral = SpectralStats(self.bundle.spectral, self.bundle.sample_rate, self.filterbank) if self.filterbank is not None else None
+            spectral = SpectralStats(self.bundle.spectral, self.bundle.sample_rate, self.mel_bands) if self.mel_bands is not None else None
             for block in blocks:
                 if stop.is_set():
                     return
@@ -199,7 +198,7 @@ class Engine:
             for scale, starts, segments in segmenter.finish():
                 counts[scale] += len(starts)
                 put(("segments", index, scale, starts, segments))
-            put(("done", index, received, counts, spectral.finish() if spectral is not None and received else None))
+            put(("done", index, received, counts, spectral.finish() if spectral is not None else None))
         except _Stopped:
             return
         except AudioError as exc:

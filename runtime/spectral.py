@@ -83,19 +83,32 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_max: float) -> n
     return np.ascontiguousarray(triangles.T, np.float32)
 
 
-class SpectralStats:
-    """Streaming accumulator of one song's statistics: ``push`` blocks in order, then ``finish``."""
+@dataclass(frozen=True)
+class MelBands:
+    """What every song of one spec and rate shares: the Hann window and the triangles as a sparse
+    sum (about 2 FFT bins per band, every band non-empty). A dense (frames x bins) @ (bins x
+    bands) product would go to the threaded BLAS, whose spinning threads took the cores from the
+    backend running beside the decoder (-30% songs/s)."""
 
-    def __init__(self, spec: SpectralSpec, sample_rate: int, filterbank: np.ndarray | None = None) -> None:
-        self.spec = spec
-        bank = filterbank if filterbank is not None else mel_filterbank(sample_rate, spec.n_fft, spec.n_mels, spec.f_max)
-        # The triangles as a sparse sum (about 2 FFT bins per band, every band non-empty): a dense
-        # (frames x bins) @ (bins x bands) product would go to the threaded BLAS, whose spinning
-        # threads took the cores from the backend running beside this decoder (-30% songs/s).
+    window: np.ndarray  # (n_fft,) float32
+    bins: np.ndarray  # FFT bin of each nonzero weight, band by band
+    weights: np.ndarray
+    band_starts: np.ndarray  # (n_mels,) offset of each band's first weight
+
+    @classmethod
+    def of(cls, spec: SpectralSpec, sample_rate: int) -> "MelBands":
+        bank = mel_filterbank(sample_rate, spec.n_fft, spec.n_mels, spec.f_max)
         band_of, bin_of = np.nonzero(bank.T)  # band-major: each band's bins in a row
-        self.bins, self.weights = bin_of, bank[bin_of, band_of]
-        self.band_starts = np.searchsorted(band_of, np.arange(spec.n_mels))
-        self.window = np.hanning(spec.n_fft).astype(np.float32)
+        return cls(np.hanning(spec.n_fft).astype(np.float32), bin_of, bank[bin_of, band_of], np.searchsorted(band_of, np.arange(spec.n_mels)))
+
+
+class SpectralStats:
+    """Streaming accumulator of one song's statistics: ``push`` blocks in order, then ``finish``.
+    ``bands``: :meth:`MelBands.of` the spec and rate (pass it to share it between songs)."""
+
+    def __init__(self, spec: SpectralSpec, sample_rate: int, bands: MelBands | None = None) -> None:
+        self.spec = spec
+        self.bands = bands if bands is not None else MelBands.of(spec, sample_rate)
         self.pending = np.zeros(0, np.float32)  # samples not yet consumed by a frame start
         self.frames = 0
         self.sums = np.zeros((2, spec.n_mels), np.float64)  # logmel, logmel^2
@@ -111,8 +124,9 @@ class SpectralStats:
         self.last = logmel[-1].astype(np.float64)
 
     def _logmel(self, frames: np.ndarray) -> np.ndarray:
-        power = np.square(np.abs(np.fft.rfft(frames * self.window, axis=1)))
-        mel = np.add.reduceat(power[:, self.bins] * self.weights, self.band_starts, axis=1)
+        bands = self.bands
+        power = np.square(np.abs(np.fft.rfft(frames * bands.window, axis=1)))
+        mel = np.add.reduceat(power[:, bands.bins] * bands.weights, bands.band_starts, axis=1)
         return np.log10(1.0 + LOG_SCALE * mel).astype(np.float64)
 
     def push(self, block: np.ndarray) -> None:
