@@ -70,16 +70,17 @@ def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: 
             raise SystemExit(f"unreadable songs: {list(songs.errors.items())[:3]}")
         tags_head = next((h for h in tagger.heads if h.spec.name == "tags"), None)
         for levels_of in songs.levels:
-            parts = []
+            parts, backbone_parts = [], []
             for scale, levels in levels_of.items():
                 for level, vector in sorted(levels.items()):
                     if scale != SPECTRAL:  # its one level is the "mel" row
                         vectors.setdefault(f"{scale}/L{level}", []).append(vector)
+                        backbone_parts.append(vector)
                     parts.append(vector)
                 vectors.setdefault(scale, []).append(np.concatenate([levels[k] for k in sorted(levels)]))
             vectors.setdefault("all", []).append(np.concatenate(parts))
             if SPECTRAL in levels_of:  # the backbones' levels alone: the paper's song vector
-                vectors.setdefault("backbones", []).append(np.concatenate([v for s, lv in levels_of.items() if s != SPECTRAL for _, v in sorted(lv.items())]))
+                vectors.setdefault("backbones", []).append(np.concatenate(backbone_parts))
         for f in tagger.features([p for p, keep in zip(paths, scored) if keep]):
             if not f.ok:
                 raise SystemExit(f"{f.path}: {f.error}")
