@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, format_figure, machine_info, paired_ratio, peak_rss_mb, random_checkpoints,
+from samplecnn.runtime.procinfo import peak_rss_mb
+
+from .common import (DEFAULT_WORKDIR, PRESET_SCALES, RESULTS, cached_bundle, format_figure, machine_info, paired_ratio, random_checkpoints,
                      real_segments, report_child, round_order, run_child, spread, time_calls, write_json)
 from .peak import PEAK_KEY, PRECISIONS, measure_precision
 

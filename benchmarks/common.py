@@ -171,14 +171,6 @@ def report_child(result: dict) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM) in MB."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 # --- real audio --------------------------------------------------------------------------------
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn.runtime.audio import audio_info, iter_audio_blocks
+from samplecnn.runtime.procinfo import peak_rss_mb
 from samplecnn.runtime.streaming import StreamSegmenter, resampled_length
 from samplecnn.runtime.tagger import Tagger, expand_inputs
 
-from .common import EXAMPLES, SPREAD_FLAG, format_figure, paired_ratio, peak_rss_mb, percentile, report_child, round_order, run_child, spread
+from .common import EXAMPLES, SPREAD_FLAG, format_figure, paired_ratio, percentile, report_child, round_order, run_child, spread
 
 
 def playlist(minutes: float) -> list[str]:
@@ -89,9 +90,8 @@ def profile(bundle: str, precision: str, batch_size: int | None, threads: int | 
 _RUN_CLI_AND_REPORT_HWM = """
 import atexit, runpy, sys
 def report():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            sys.stderr.write("VmHWM_KB=" + line.split()[1] + "\\n")
+    from samplecnn.runtime.procinfo import peak_rss_mb
+    sys.stderr.write(f"VmHWM_MB={peak_rss_mb()}\\n")
 atexit.register(report)
 sys.argv = ["samplecnn"] + sys.argv[1:]
 runpy.run_module("samplecnn.cli", run_name="__main__")
@@ -108,10 +108,10 @@ def peak_rss(bundle: str | None, precision: str, long_file: str) -> dict:
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"samplecnn infer failed:\n{done.stderr}")
-    maxrss_kb = int(done.stderr.rsplit("VmHWM_KB=", 1)[1].split()[0])
+    peak_mb = float(done.stderr.rsplit("VmHWM_MB=", 1)[1].split()[0])
     audio = audio_info(long_file).duration
     return {"bundle": Path(bundle).name if bundle else "default model", "precision": precision, "file": long_file, "audio_h": round(audio / 3600, 4),
-            "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(maxrss_kb / 1024, 1)}
+            "wall_s": round(wall, 1), "x_realtime": round(audio / wall, 1), "peak_rss_mb": round(peak_mb, 1)}
 
 
 # --- side by side: onnxruntime pipeline vs a torch-eager pipeline, cold start, peak RSS ---------

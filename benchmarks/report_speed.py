@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import RESULTS, machine_info, peak_rss_mb, report_child, run_child, write_json
+from samplecnn.runtime.procinfo import peak_rss_mb
+
+from .common import RESULTS, machine_info, report_child, run_child, write_json
 
 FORMATS = ("jsonl", "jsonl+emb", "csv", "parquet+emb")
 DEFAULT_FORMATS = ("jsonl", "csv", "parquet+emb")  # jsonl+emb: a 1 GB file per 100,000 rows, minutes to write

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .bundle import MANIFEST, Bundle, BundleError
 from .catalogue_store import song_schema, song_table
+from .procinfo import peak_rss_mb
 from .sources import fetch_song, is_uri
 from .tagger import SongResult, Tagger
 
@@ -89,8 +90,6 @@ class TagActor:
             return [SongResult(path, 0.0, {}, {}, {}, error=f"internal error: {type(exc).__name__}: {exc}")]
 
     def __call__(self, batch: dict):
-        import resource
-
         import pyarrow as pa
 
         paths = [str(p) for p in batch["path"]]
@@ -110,7 +109,7 @@ class TagActor:
         failed_paths = pa.array([p for p, _ in failed], pa.string())
         nulls = [failed_paths if f.name == "path" else pa.nulls(len(failed), f.type) for f in self.schema]
         table = pa.concat_tables([songs, pa.Table.from_arrays(nulls, schema=self.schema)])
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+        peak_mb = peak_rss_mb()
         n = table.num_rows
         return (
             table.append_column("error", pa.array([None] * len(ok) + [r for _, r in failed], pa.string()))

@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .procinfo import peak_rss_mb
 from .report_data import _EMBEDDING_KEY, _Collector, _feed, _LeanRows, _require_orjson
 
 PARALLEL_MIN_BYTES = 64 << 20  # files smaller than this left after the first rows: one process (a fork costs ~10 ms)
@@ -104,9 +105,9 @@ def start_worker(path: Path, position: int, size: int, heads: list[str], labels:
         try:
             os.close(read_end)
             try:
-                payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels), _peak_rss_mb()), protocol=5)
+                payload = pickle.dumps(("ok", read_range(path, start, size, heads, labels), peak_rss_mb()), protocol=5)
             except _HasEmbeddings:
-                payload = pickle.dumps(("embeddings", None, _peak_rss_mb()))
+                payload = pickle.dumps(("embeddings", None, peak_rss_mb()))
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reads the half itself
                 payload = pickle.dumps(("failed", repr(exc), 0.0))
             with os.fdopen(write_end, "wb") as pipe:
@@ -164,13 +165,3 @@ def read_range(path: Path, start: int, stop: int, heads: list[str], labels: list
         if tail.strip():
             records.append(("line", tail, True))  # a last line without its newline
     return records
-
-
-def _peak_rss_mb() -> float:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
