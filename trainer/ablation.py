@@ -51,6 +51,7 @@ def ablation_rows(
             "backbones": label,
             "scales": scale_set_name(scale_set, scales),
             "levels": name,
+            "spectral": SPECTRAL in scale_set,
             "dims": report.input_width,
             "split": evaluation,
             **{k: round(float(m[k]), 4) for k in METRICS[dataset.task]},
@@ -76,8 +77,9 @@ def format_row(row: dict, task: str) -> str:
 def best_gain(rows: list[dict], task: str) -> dict:
     """Multi-level + multi-scale (all scales, last three) against the best single-scale last layer."""
     key = METRICS[task][0]
-    singles = [r for r in rows if r["levels"] == "last" and not r["scales"].startswith("all")]
-    multi = [r for r in rows if r["levels"] == "last three" and r["scales"].startswith("all") and not r["scales"].endswith(f"+ {SPECTRAL}")]
+    paper = [r for r in rows if not r.get("spectral")]  # the spectral level is not the paper's
+    singles = [r for r in paper if r["levels"] == "last" and not r["scales"].startswith("all")]
+    multi = [r for r in paper if r["levels"] == "last three" and r["scales"].startswith("all")]
     if not singles or not multi:
         return {}
     best_single = max(singles, key=lambda r: r[key])

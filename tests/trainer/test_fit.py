@@ -137,6 +137,7 @@ def test_ablation_table_and_kfold(bundle_copy, clip_dataset, tmp_path):
     # The bundle's spectral level: alone, then with every scale's last three levels.
     assert [(r["scales"], r["levels"], r["dims"]) for r in rows[9:]] == [
         ("mel", "spectral", 384), ("all (2^14+3^9) + mel", "last three", 2 * (64 + 64 + 32) + 384)]
+    assert [r["spectral"] for r in rows] == [False] * 9 + [True] * 2
     saved = json.loads((tmp_path / "abl.json").read_text())
     assert len(saved["rows"]) == 11 and saved["gain"]["multi_level_multi_scale"] == rows[8]["accuracy"]
     assert "| backbones | scales |" in (tmp_path / "abl.md").read_text()
