@@ -48,7 +48,7 @@ EVAL_ARGS=(--bundle "$WORK" --labels "$DISTILL/labels/MTT_musicnn" --out experim
 PREVIOUS=experiments/results/distill_eval_session2.json  # earlier models, same protocol and folds
 [ -f "$PREVIOUS" ] && EVAL_ARGS+=(--import-row "session-2 default all=$PREVIOUS#student all" --import-row "first default (mer4q tags) all=$PREVIOUS#old default all")
 .venv/bin/python experiments/distill_eval.py "${EVAL_ARGS[@]}"
-.venv/bin/python experiments/model_card.py "$WORK" --runs "$RUNS" --sources "$DISTILL/sources.json" \
+.venv/bin/python experiments/model_card.py "$WORK" --sources "$DISTILL/sources.json" \
   --evaluation experiments/results/distill_eval.json --ablation experiments/results/default_mer4q_quadrant.json
 rm -rf runtime/default_model
 cp -r "$WORK" runtime/default_model

@@ -1,6 +1,6 @@
 """Write the default model's MODEL_CARD.md from what the bundle and its runs recorded.
 
-    python experiments/model_card.py BUNDLE --runs runs/mer4q --ablation results/x.json ...
+    python experiments/model_card.py BUNDLE --sources SOURCES.json --evaluation EVAL.json --ablation results/x.json ...
 
 Every number in the card comes from the bundle's manifest (head metrics, parity, int8
 agreement, checkpoint training records) or from the ablation JSON files; nothing is typed in.
@@ -240,7 +240,6 @@ def quantization_section(manifest: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("bundle")
-    parser.add_argument("--runs", default="runs/mer4q")
     parser.add_argument("--ablation", action="append", default=[])
     parser.add_argument("--sources", type=Path, default=None, help="sources.json of experiments/audio_sources.py")
     parser.add_argument("--evaluation", type=Path, default=None, help="JSON of experiments/distill_eval.py")
