@@ -103,6 +103,15 @@ def teacher_song_arrays(label_dir: Path, corpora: list[str], paths: list[str], n
     return np.stack([by_path[p] for p in paths])
 
 
+def transfer_tasks() -> dict[str, tuple[list[dict], str, str, list[str]]]:
+    """{task: (rows, label column, fold-group column, teacher-label corpora)}: the transfer tasks,
+    shared by this script and the probes in experiments/probes/."""
+    mer4q, synth = read_rows("mer4q"), read_rows("synthtags")
+    corpora = ["mer4q-train", "mer4q-valid", "mer4q-test"]
+    return {"mer4q_quadrant": (mer4q, "quadrant", "artist", corpora), "mer4q_genre": (genre_rows(mer4q), "genre", "artist", corpora),
+            "synthtags_style": (synth, "style", "source", ["synthtags"])}
+
+
 def group_folds(labels: np.ndarray, groups: list[str], seed: int) -> np.ndarray:
     """Fold index per item: whole groups to folds, each group to the fold with fewest of its class."""
     rng = np.random.default_rng(seed)
@@ -182,12 +191,7 @@ def main() -> None:
     label_dir = Path(args.labels)
     started = time.time()
     result = {"bundle": args.bundle, "protocol": f"standardise + logistic regression, stratified group {FOLDS}-fold x {REPEATS}"}
-    mer4q, synth = read_rows("mer4q"), read_rows("synthtags")
-    tasks = {
-        "mer4q_quadrant": (mer4q, "quadrant", "artist", ["mer4q-train", "mer4q-valid", "mer4q-test"]),
-        "mer4q_genre": (genre_rows(mer4q), "genre", "artist", ["mer4q-train", "mer4q-valid", "mer4q-test"]),
-        "synthtags_style": (synth, "style", "source", ["synthtags"]),
-    }
+    tasks = transfer_tasks()
     bundles = {"student": args.bundle, **dict(b.split("=", 1) for b in args.baseline)}
     for task, (rows, column, group_column, corpora) in tasks.items():
         paths = [r["path"] for r in rows]

@@ -42,11 +42,8 @@ def melstats(path):
 
 out = {}
 cache = str(Path.home() / ".cache/samplecnn/features")
-mer4q, synth = de.read_rows("mer4q"), de.read_rows("synthtags")
-tasks = {"mer4q_quadrant": (mer4q, "quadrant", "artist"), "mer4q_genre": (de.genre_rows(mer4q), "genre", "artist"),
-         "synthtags_style": (synth, "style", "source")}
 memo = {}
-for task, (rows, col, gcol) in tasks.items():
+for task, (rows, col, gcol, _) in de.transfer_tasks().items():
     paths = [r["path"] for r in rows]
     t = time.time()
     for p in paths:

@@ -14,9 +14,8 @@ from samplecnn.runtime.spectral import SpectralSpec, spectral_vector
 specs = {"1024/1024 96 bands to 7 kHz": SpectralSpec(1024, 1024, 96, 7000.0), "1024/1024 64 bands to 7 kHz": SpectralSpec(1024, 1024, 64, 7000.0),
          "2048/1024 96 bands to 7 kHz": SpectralSpec(2048, 1024, 96, 7000.0)}
 cache = str(Path.home() / ".cache/samplecnn/features")
-mer4q, synth = de.read_rows("mer4q"), de.read_rows("synthtags")
 out = {}
-for task, (rows, col, gcol) in {"mer4q_genre": (de.genre_rows(mer4q), "genre", "artist"), "synthtags_style": (synth, "style", "source"), "mer4q_quadrant": (mer4q, "quadrant", "artist")}.items():
+for task, (rows, col, gcol, _) in de.transfer_tasks().items():
     paths = [r["path"] for r in rows]
     feats = {k: [] for k in specs}
     for p in paths:
