@@ -112,6 +112,21 @@ def transfer_tasks() -> dict[str, tuple[list[dict], str, str, list[str]]]:
             "synthtags_style": (synth, "style", "source", ["synthtags"])}
 
 
+def probe_tasks(extract, bundle: str, cache_dir: str | None):
+    """For the probes: per transfer task, (task, [extract(path) per song], the bundle's song
+    vectors 'all', labels, fold groups); ``extract`` runs once per song across tasks."""
+    memo = {}
+    for task, (rows, column, group_column, _) in transfer_tasks().items():
+        paths = [r["path"] for r in rows]
+        started = time.time()
+        for path in paths:
+            if path not in memo:
+                memo[path] = extract(path)
+        print(f"{task}: {extract.__name__} of {len(paths)} songs, {time.time() - started:.1f} s", flush=True)
+        vectors, _ = song_features(bundle, paths, np.zeros(len(paths), bool), cache_dir)
+        yield task, [memo[p] for p in paths], vectors["all"], np.array([r[column] for r in rows]), [r[group_column] for r in rows]
+
+
 def group_folds(labels: np.ndarray, groups: list[str], seed: int) -> np.ndarray:
     """Fold index per item: whole groups to folds, each group to the fold with fewest of its class."""
     rng = np.random.default_rng(seed)

@@ -42,18 +42,8 @@ def melstats(path):
 
 out = {}
 cache = str(Path.home() / ".cache/samplecnn/features")
-memo = {}
-for task, (rows, col, gcol, _) in de.transfer_tasks().items():
-    paths = [r["path"] for r in rows]
-    t = time.time()
-    for p in paths:
-        if p not in memo:
-            memo[p] = melstats(p)
-    print(task, "melstats", round(time.time() - t, 1), "s", flush=True)
-    vectors, _ = de.song_features("runtime/default_model", paths, np.zeros(len(paths), bool), cache)
-    sv = vectors["all"]
-    ms = np.stack([memo[p][0] for p in paths]); dl = np.stack([memo[p][1] for p in paths])
-    y = np.array([r[col] for r in rows]); groups = [r[gcol] for r in rows]
+for task, extracted, sv, y, groups in de.probe_tasks(melstats, "runtime/default_model", cache):
+    ms = np.stack([e[0] for e in extracted]); dl = np.stack([e[1] for e in extracted])
     print(task, flush=True)
     out[task] = de.transfer({"song vector": sv, "melstats": ms, "melstats+delta": np.concatenate([ms, dl], 1),
                              "song vector + melstats": np.concatenate([sv, ms], 1),

@@ -15,14 +15,15 @@ specs = {"1024/1024 96 bands to 7 kHz": SpectralSpec(1024, 1024, 96, 7000.0), "1
          "2048/1024 96 bands to 7 kHz": SpectralSpec(2048, 1024, 96, 7000.0)}
 cache = str(Path.home() / ".cache/samplecnn/features")
 out = {}
-for task, (rows, col, gcol, _) in de.transfer_tasks().items():
-    paths = [r["path"] for r in rows]
-    feats = {k: [] for k in specs}
-    for p in paths:
-        x = load_audio(p, 22050)
-        for k, s in specs.items(): feats[k].append(spectral_vector(x, s, 22050))
-    sv = de.song_features(str(Path.home() / ".cache/samplecnn/session5_model"), paths, np.zeros(len(paths), bool), cache)[0]["all"]
-    y = np.array([r[col] for r in rows]); groups = [r[gcol] for r in rows]
+
+
+def frames(path):
+    x = load_audio(path, 22050)
+    return {k: spectral_vector(x, s, 22050) for k, s in specs.items()}
+
+
+for task, extracted, sv, y, groups in de.probe_tasks(frames, str(Path.home() / ".cache/samplecnn/session5_model"), cache):
+    feats = {k: [e[k] for e in extracted] for k in specs}
     print(task, flush=True)
     out[task] = de.transfer({f"sv + {k}": np.concatenate([sv, np.stack(v)], 1) for k, v in feats.items()}, y, groups)
     json.dump(out, open("/tmp/samplecnn-probe-melstats_frames_7k.json", "w"), indent=1)

@@ -76,18 +76,8 @@ def rhythm(path):
 
 out = {}
 cache = str(Path.home() / ".cache/samplecnn/features")
-memo = {}
-for task, (rows, col, gcol, _) in de.transfer_tasks().items():
-    paths = [r["path"] for r in rows]
-    t = time.time()
-    for p in paths:
-        if p not in memo:
-            memo[p] = rhythm(p)
-    print(task, "rhythm", round(time.time() - t, 1), "s", flush=True)
-    vectors, _ = de.song_features("runtime/default_model", paths, np.zeros(len(paths), bool), cache)
-    sv = vectors["all"]
-    f = {k: np.stack([memo[p][k] for p in paths]) for k in memo[paths[0]]}
-    y = np.array([r[col] for r in rows]); groups = [r[gcol] for r in rows]
+for task, extracted, sv, y, groups in de.probe_tasks(rhythm, "runtime/default_model", cache):
+    f = {k: np.stack([e[k] for e in extracted]) for k in extracted[0]}
     print(task, sv.shape, flush=True)
     sets = {"song vector (shipped)": sv}
     for hop in (1024, 512):
