@@ -48,8 +48,9 @@ EVAL_ARGS=(--bundle "$WORK" --labels "$DISTILL/labels/MTT_musicnn" --out experim
 PREVIOUS=experiments/results/distill_eval_session2.json  # earlier models, same protocol and folds
 [ -f "$PREVIOUS" ] && EVAL_ARGS+=(--import-row "session-2 default all=$PREVIOUS#student all" --import-row "first default (mer4q tags) all=$PREVIOUS#old default all")
 .venv/bin/python experiments/distill_eval.py "${EVAL_ARGS[@]}"
-.venv/bin/python experiments/model_card.py "$WORK" --sources "$DISTILL/sources.json" \
-  --evaluation experiments/results/distill_eval.json --ablation experiments/results/default_mer4q_quadrant.json
+.venv/bin/python experiments/probes/instruments_real.py "$WORK"  # the instruments head on real songs
+.venv/bin/python experiments/model_card.py "$WORK" --sources "$DISTILL/sources.json" --evaluation experiments/results/distill_eval.json \
+  --ablation experiments/results/default_mer4q_quadrant.json --instruments-real experiments/results/probe_instruments_real.json
 rm -rf runtime/default_model
 cp -r "$WORK" runtime/default_model
 .venv/bin/python -c "from samplecnn.runtime.bundle import Bundle; b = Bundle.load('runtime/default_model'); print('default model:', [h.name for h in b.heads], b.precisions)"

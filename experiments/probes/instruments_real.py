@@ -7,7 +7,7 @@ scores for the six classes the two vocabularies share; the `tags` head (fitted o
 reference for what the song vector can tell.
 Usage: .venv/bin/python experiments/probes/instruments_real.py [BUNDLE [CORPUS [HEAD]]]
 (CORPUS mer4q-test (default) or mer4q-valid, for choosing a variant; HEAD default instruments)
-  ->  experiments/results/probe_instruments_real.json (the default run)
+  ->  experiments/results/probe_instruments_real.json (runs on mer4q-test of the instruments head; the model card reads it)
 """
 import json, sys
 from pathlib import Path
@@ -46,5 +46,5 @@ for name in ("instruments", "tags"):
     out[name]["macro"] = round(float(np.mean(list(out[name].values()))), 3)
     print(name, out[name])
 print("positives", out["positives"])
-if args[:3] == [None] * 3:
+if (corpus, head) == ("mer4q-test", "instruments"):
     json.dump(out, open(ROOT / "experiments/results/probe_instruments_real.json", "w"), indent=1)
