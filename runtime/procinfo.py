@@ -3,7 +3,6 @@ actors and the benchmarks report."""
 
 from __future__ import annotations
 
-import resource
 import sys
 
 
@@ -18,5 +17,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    import resource  # Unix only: imported where it is needed, so this module loads everywhere
+
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
