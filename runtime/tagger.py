@@ -187,11 +187,6 @@ class Tagger:
         batches = ", ".join(f"{s} {b}" for s, b in self.batch_sizes.items())
         return f"{first.description}; {self.backend_choice}; batch {batches}; {self.engine.decode_workers} decode worker(s)"
 
-    @property
-    def embedding_scales(self) -> list[tuple[str, int, int]]:
-        """(scale, level, width) in the order the song embedding concatenates them."""
-        return self.bundle.embedding_parts
-
     def features(self, inputs: Iterable, *, segments: bool = False) -> Iterator[SongFeatures]:
         """Per-song level vectors: the input of every song-level classifier (and of ``fit``).
 
@@ -229,7 +224,7 @@ class Tagger:
         top = {h: sorted(d.items(), key=lambda kv: -kv[1])[:top_k] for h, d in scores.items()}
         embedding = None
         if embeddings:
-            embedding = np.concatenate([f.levels[s][lv] for s, lv, _ in self.embedding_scales])
+            embedding = np.concatenate([f.levels[s][lv] for s, lv, _ in self.bundle.embedding_parts])
         series = None
         if f.series is not None:
             labels = list(self.bundle.backbone_labels)

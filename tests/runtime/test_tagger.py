@@ -86,7 +86,7 @@ def test_tag_results_top_k_embedding_and_segment_series(tagger, music_files):
     scores = result.scores["backbone"]
     assert list(scores) == list(tagger.bundle.backbone_labels)
     assert [label for label, _ in result.top["backbone"]] == sorted(scores, key=scores.get, reverse=True)[:3]
-    widths = sum(w for _, _, w in tagger.embedding_scales)
+    widths = sum(w for _, _, w in tagger.bundle.embedding_parts)
     assert result.embedding.shape == (widths,)
     series = result.segments["2^14"]
     assert series["scores"].shape == (42, len(tagger.bundle.backbone_labels))
