@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_path
-from .spectral import SPECTRAL, SpectralError, SpectralSpec, mel_filterbank
+from .spectral import SPECTRAL, MelBands, SpectralError, SpectralSpec
 
 FORMAT = "samplecnn-bundle"
 SCHEMA_VERSION = 1
@@ -273,7 +273,7 @@ class BundleSpec:
             raise BundleError(f"{where}: no scales; re-export the bundle with `samplecnn export`")
         if self.spectral is not None:
             try:
-                mel_filterbank(self.sample_rate, self.spectral.n_fft, self.spectral.n_mels, self.spectral.f_max)
+                MelBands.of(self.spectral, self.sample_rate)  # what the Engine will use: built once, here
             except SpectralError as exc:
                 raise BundleError(f"{where}: spectral level: {exc}; re-export the bundle") from exc
         if any(s.name == SPECTRAL for s in self.scales):

@@ -25,7 +25,7 @@ from .audio import AudioError, audio_info, iter_array_blocks, iter_audio_blocks
 from .backends import Backend
 from .bundle import Bundle, ScaleSpec
 from .heads import sigmoid
-from .spectral import SPECTRAL, MelBands, SpectralStats
+from .spectral import SPECTRAL, SpectralStats
 from .streaming import StreamSegmenter, resampled_length
 
 QUEUE_ITEMS_PER_WORKER = 4  # each item is one decoded block's segments of one scale (<= ~2 MB)
@@ -165,7 +165,6 @@ class Engine:
         self.decode_workers = decode_workers
         self.max_segments = max_segments
         self.seconds_inferring = 0.0  # wall time inside backend.infer, for the profile
-        self.mel_bands = MelBands.of(bundle.spectral, bundle.sample_rate) if bundle.spectral is not None else None  # shared by every song
 
     def _decode(self, index: int, item, out: queue.Queue, stop: threading.Event) -> None:
         """Worker: decode one song and queue its segments, then a 'done' or 'error' message."""
@@ -185,7 +184,7 @@ class Engine:
         try:
             declared, blocks = _blocks(item, index, self.bundle.sample_rate)
             segmenter = StreamSegmenter(lengths, declared, self.max_segments)
-            spectral = SpectralStats(self.bundle.spectral, self.bundle.sample_rate, self.mel_bands) if self.mel_bands is not None else None
+            spectral = SpectralStats(self.bundle.spectral, self.bundle.sample_rate) if self.bundle.spectral is not None else None
             for block in blocks:
                 if stop.is_set():
                     return

@@ -22,6 +22,7 @@ the statistics describe the music rather than the source's sample rate.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,19 +97,24 @@ class MelBands:
     band_starts: np.ndarray  # (n_mels,) offset of each band's first weight
 
     @classmethod
+    @functools.lru_cache(maxsize=8)
     def of(cls, spec: SpectralSpec, sample_rate: int) -> "MelBands":
+        """The bands of ``spec`` at ``sample_rate``, built once per process (the bundle's check and
+        every Engine share them; the arrays are read-only). Raises SpectralError like mel_filterbank."""
         bank = mel_filterbank(sample_rate, spec.n_fft, spec.n_mels, spec.f_max)
         band_of, bin_of = np.nonzero(bank.T)  # band-major: each band's bins in a row
-        return cls(np.hanning(spec.n_fft).astype(np.float32), bin_of, bank[bin_of, band_of], np.searchsorted(band_of, np.arange(spec.n_mels)))
+        arrays = (np.hanning(spec.n_fft).astype(np.float32), bin_of, bank[bin_of, band_of], np.searchsorted(band_of, np.arange(spec.n_mels)))
+        for a in arrays:
+            a.setflags(write=False)
+        return cls(*arrays)
 
 
 class SpectralStats:
-    """Streaming accumulator of one song's statistics: ``push`` blocks in order, then ``finish``.
-    ``bands``: :meth:`MelBands.of` the spec and rate (pass it to share it between songs)."""
+    """Streaming accumulator of one song's statistics: ``push`` blocks in order, then ``finish``."""
 
-    def __init__(self, spec: SpectralSpec, sample_rate: int, bands: MelBands | None = None) -> None:
+    def __init__(self, spec: SpectralSpec, sample_rate: int) -> None:
         self.spec = spec
-        self.bands = bands if bands is not None else MelBands.of(spec, sample_rate)
+        self.bands = MelBands.of(spec, sample_rate)  # shared by every song of this spec and rate
         self.pending = np.zeros(0, np.float32)  # samples not yet consumed by a frame start
         self.frames = 0
         self.sums = np.zeros((2, spec.n_mels), np.float64)  # logmel, logmel^2
