@@ -26,14 +26,13 @@ from ..runtime.tagger import Tagger, default_bundle_path
 from .common import machine_info, paired_ratio, round_order, song_paths, spread, write_json
 
 
-def without_spectral(bundle: Path, out: Path) -> Path:
+def without_spectral(bundle: Bundle, out: Path) -> Path:
     """A copy of ``bundle`` with no spectral level and no heads (the backbone graphs only)."""
-    spec = Bundle.load(bundle).spec
     out.mkdir(parents=True)
-    for scale in spec.scales:
+    for scale in bundle.spec.scales:
         for name in scale.models.values():
-            shutil.copy2(bundle / name, out / name)
-    write_manifest(out, replace(spec, spectral=None, heads=(), extra_files=()))
+            shutil.copy2(bundle.path(name), out / name)
+    write_manifest(out, replace(bundle.spec, spectral=None, heads=(), extra_files=()))
     return out
 
 
@@ -46,11 +45,12 @@ def main() -> None:
     args = parser.parse_args()
     paths = song_paths(args.songs)
     bundle = default_bundle_path()
-    spec = Bundle.load(bundle).spectral
+    loaded = Bundle.load(bundle)
+    spec, rate = loaded.spectral, loaded.sample_rate
     if spec is None:
         raise SystemExit(f"{bundle} has no spectral level: nothing to measure")
     with tempfile.TemporaryDirectory() as tmp:
-        bundles = {"with spectral level": bundle, "backbones only": without_spectral(bundle, Path(tmp) / "plain")}
+        bundles = {"with spectral level": bundle, "backbones only": without_spectral(loaded, Path(tmp) / "plain")}
         taggers = {name: Tagger(path, precision=args.precision) for name, path in bundles.items()}
         try:
             for tagger in taggers.values():
@@ -69,11 +69,11 @@ def main() -> None:
     from ..runtime.audio import load_audio
     from ..runtime.spectral import spectral_vector
 
-    song = load_audio(paths[0], 22050, max_seconds=30)
+    song = load_audio(paths[0], rate, max_seconds=30)
     alone = []
     for _ in range(20):
         t0 = time.perf_counter()
-        spectral_vector(song, spec, 22050)
+        spectral_vector(song, spec, rate)
         alone.append(time.perf_counter() - t0)
     rows = {name: {"seconds_rounds": v, "seconds_median": statistics.median(v), "x_real_time": round(audio / statistics.median(v), 1),
                    "spread": spread(v)} for name, v in seconds.items()}
