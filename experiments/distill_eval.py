@@ -59,7 +59,6 @@ def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: 
     True, {"backbone" | "tags": (m, K)} song scores: the backbones' own (mean over scales), and
     the bundle's ``tags`` head when it has one (the song-level classifier on the song vector)."""
     from samplecnn.runtime import Tagger
-    from samplecnn.runtime.heads import head_input
     from samplecnn.runtime.spectral import SPECTRAL
     from samplecnn.trainer.features import extract_song_vectors
 
@@ -86,7 +85,7 @@ def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: 
                 raise SystemExit(f"{f.path}: {f.error}")
             scores.append(f.backbone_scores)
             if tags_head is not None:
-                head_scores.append(tags_head(head_input(f.levels, tags_head.spec)[None, :])[0])
+                head_scores.append(tags_head.song(f.levels))
     song_scores = {"backbone": np.stack(scores) if scores else None, **({"tags": np.stack(head_scores)} if head_scores else {})}
     return {k: np.stack(v) for k, v in vectors.items()}, song_scores
 

@@ -25,7 +25,7 @@ from .audio import AUDIO_EXTENSIONS
 from .backends import Backend, BackendError, open_backend, resolve_backend
 from .backends.ort import default_threads
 from .bundle import Bundle, BundleError, ScaleSpec
-from .heads import Head, head_input
+from .heads import Head
 from .pipeline import Engine, SongFeatures
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
@@ -217,7 +217,7 @@ class Tagger:
             return SongResult(f.path, f.duration, f.n_segments, {}, {}, error=f.error)
         scores: dict[str, dict[str, float]] = {}
         for head in self.heads:
-            values = head(head_input(f.levels, head.spec)[None, :])[0]
+            values = head.song(f.levels)
             scores[head.spec.name] = dict(zip(head.spec.labels, map(float, values)))
         if self.bundle.backbone_labels:
             scores = {BACKBONE_HEAD: dict(zip(self.bundle.backbone_labels, map(float, f.backbone_scores))), **scores}

@@ -15,7 +15,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import distill_eval as de
 from samplecnn.runtime import Tagger
-from samplecnn.runtime.heads import head_input
 from samplecnn.trainer.features import extract_song_vectors
 from samplecnn.trainer.metrics import roc_auc
 from samplecnn.trainer.targets import read_teacher_labels
@@ -33,7 +32,7 @@ with Tagger(bundle) as tagger:
     songs = extract_song_vectors(tagger, paths, str(Path.home() / ".cache/samplecnn/features"), desc="song vectors")
     assert not songs.errors, list(songs.errors.items())[:3]
     heads = {h.spec.name: h for h in tagger.heads}
-    scores = {name: np.stack([h(head_input(levels, h.spec)[None, :])[0] for levels in songs.levels]) for name, h in heads.items()}
+    scores = {name: np.stack([h.song(levels) for levels in songs.levels]) for name, h in heads.items()}
 out = {"bundle": bundle, "corpus": corpus, "head": head, "songs": len(paths), "positives": {}, "instruments": {}, "tags": {}}
 for cls, mtt in SHARED.items():
     columns = [labels.tags.index(t) for t in mtt]
