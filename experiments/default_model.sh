@@ -12,7 +12,8 @@
 # 2. Export fp32 + int8 (int8 calibrated on mer4q train songs, judged on others).
 # 3. Heads on the frozen song vectors: `tags`, the 50 MTT tags from the multi-level
 #    multi-scale song vector (the paper's song-level classifier), distilled from the teacher's
-#    song-level probabilities on every training label file; mer4q `quadrant` (emotion) and
+#    song-level probabilities on every training label file; `msd`, MSD_musicnn's 50 Last.fm
+#    tags (genres, decades, moods) the same way from its labels of the same audio; mer4q `quadrant` (emotion) and
 #    synthtags `tags` (instrument families) as `instruments`. The backbones' own 50 tags (mean
 #    over scales) stay the `backbone` head.
 # 4. Evaluation (teacher agreement, transfer vs the previous model and musicnn), model card,
@@ -34,12 +35,16 @@ rm -rf "$WORK"
 $SC export "$RUNS"/2-14/$CHECKPOINT.safetensors "$RUNS"/3-9/$CHECKPOINT.safetensors "$RUNS"/5-6/$CHECKPOINT.safetensors \
   --out "$WORK" --precision int8 --parity-audio "$DATA/mer4q/valid.csv" --calibration "$DATA/mer4q/train.csv" \
   --training-data "${TRAINING_DATA:-distilled from musicnn 0.1.0 MTT_musicnn (50 MagnaTagATune tags + penultimate and pooled features) on $HOURS h of real audio: mer4q train songs and Debian game-music packages (see MODEL_CARD.md)}"
-TRAIN_TARGETS=()
-for f in "$DISTILL"/labels/MTT_musicnn/*.safetensors; do
-  case "$(basename "$f")" in mer4q-valid.*|mer4q-test.*|synthtags.*) ;; *) TRAIN_TARGETS+=(--targets "$f") ;; esac
-done
-$SC fit "$WORK" "${TRAIN_TARGETS[@]}" --valid-targets "$DISTILL/labels/MTT_musicnn/mer4q-valid.safetensors" \
-  --test-targets "$DISTILL/labels/MTT_musicnn/mer4q-test.safetensors" --name tags --hidden 512 --dropout 0.1 --seed 0 --cache-dir "$CACHE"
+teacher_head() {  # NAME LABEL_DIR: a head on a teacher's song-level probabilities (held-out corpora left out)
+  local name=$1 labels=$2 targets=()
+  for f in "$labels"/*.safetensors; do
+    case "$(basename "$f")" in mer4q-valid.*|mer4q-test.*|synthtags.*) ;; *) targets+=(--targets "$f") ;; esac
+  done
+  $SC fit "$WORK" "${targets[@]}" --valid-targets "$labels/mer4q-valid.safetensors" --test-targets "$labels/mer4q-test.safetensors" \
+    --name "$name" --hidden 512 --dropout 0.1 --seed 0 --cache-dir "$CACHE"
+}
+teacher_head tags "$DISTILL/labels/MTT_musicnn"
+teacher_head msd "$DISTILL/labels/MSD_musicnn"
 $SC fit "$WORK" -d "$DATA/mer4q/train.csv" --label-column quadrant --name quadrant "${HEAD_OPTS[@]}" \
   --ablation experiments/results/default_mer4q_quadrant
 $SC fit "$WORK" -d "$DATA/synthtags/train.csv" --label-column tags --name instruments "${HEAD_OPTS[@]}"

@@ -52,22 +52,29 @@ def genre_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+# Heads fitted on a teacher's song-level probabilities (experiments/default_model.sh), and the
+# teacher-label folder (a sibling of --labels) they are judged against; the backbones' own tags
+# ("backbone") are MTT_musicnn's.
+TEACHER_HEADS = {"tags": "MTT_musicnn", "msd": "MSD_musicnn"}
+
+
 def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: str | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """{"all" | "backbones" | "<scale>/L<k>" | "<scale>": (n, D)} song vectors ("mel": the spectral level, and
     "backbones": all but it, when the bundle has it) (through `samplecnn fit`'s song-vector
     cache, so vectors fit already extracted are reused) and, for the songs where ``scored`` is
-    True, {"backbone" | "tags": (m, K)} song scores: the backbones' own (mean over scales), and
-    the bundle's ``tags`` head when it has one (the song-level classifier on the song vector)."""
+    True, {"backbone" | head: (m, K)} song scores: the backbones' own (mean over scales), and
+    each of the bundle's heads distilled from a teacher (:data:`TEACHER_HEADS`) that it has."""
     from samplecnn.runtime import Tagger
     from samplecnn.runtime.spectral import SPECTRAL
     from samplecnn.trainer.features import extract_song_vectors
 
-    vectors, scores, head_scores = {}, [], []
+    vectors, scores = {}, []
     with Tagger(bundle) as tagger:
         songs = extract_song_vectors(tagger, paths, cache_dir, desc="song vectors")
         if songs.errors:
             raise SystemExit(f"unreadable songs: {list(songs.errors.items())[:3]}")
-        tags_head = next((h for h in tagger.heads if h.spec.name == "tags"), None)
+        heads = [h for h in tagger.heads if h.spec.name in TEACHER_HEADS]
+        head_scores = {h.spec.name: [] for h in heads}
         for levels_of in songs.levels:
             parts, backbone_parts = [], []
             for scale, levels in levels_of.items():
@@ -84,9 +91,9 @@ def song_features(bundle: str, paths: list[str], scored: np.ndarray, cache_dir: 
             if not f.ok:
                 raise SystemExit(f"{f.path}: {f.error}")
             scores.append(f.backbone_scores)
-            if tags_head is not None:
-                head_scores.append(tags_head.song(f.levels))
-    song_scores = {"backbone": np.stack(scores) if scores else None, **({"tags": np.stack(head_scores)} if head_scores else {})}
+            for h in heads:
+                head_scores[h.spec.name].append(h.song(f.levels))
+    song_scores = {"backbone": np.stack(scores) if scores else None, **{k: np.stack(v) for k, v in head_scores.items() if v}}
     return {k: np.stack(v) for k, v in vectors.items()}, song_scores
 
 
@@ -218,8 +225,9 @@ def main() -> None:
             if name == "student":
                 features.update({f"student {k}": v for k, v in vectors.items()})
                 if test.any():
-                    teacher = teacher_song_arrays(label_dir, corpora, paths, "probs")
-                    for head, values in scores.items():  # "backbone" (mean over scales) and the "tags" head
+                    for head, values in scores.items():  # "backbone" (mean over scales) and the teacher heads
+                        teacher_dir = label_dir.parent / TEACHER_HEADS[head] if head in TEACHER_HEADS else label_dir
+                        teacher = teacher_song_arrays(teacher_dir, corpora, paths, "probs")
                         key = "teacher_agreement_mer4q_test" + ("" if head == "backbone" else f"_{head}_head")
                         result[key] = agreement(values, teacher[test])
                         print(f"teacher agreement (mer4q test, {head}):", result[key], flush=True)
@@ -227,7 +235,7 @@ def main() -> None:
                 features[f"{name} all"] = vectors["all"]
         features["musicnn penultimate"] = teacher_song_arrays(label_dir, corpora, paths, "penultimate")
         features["musicnn taggram"] = teacher_song_arrays(label_dir, corpora, paths, "probs")
-        msd = label_dir.parent / "MSD_musicnn"
+        msd = label_dir.parent / TEACHER_HEADS["msd"]
         if all((msd / f"{c}.safetensors").exists() for c in corpora):
             features["musicnn MSD penultimate"] = teacher_song_arrays(msd, corpora, paths, "penultimate")
         print(f"{task} ({len(rows)} songs, {len(set(y))} classes):", flush=True)

@@ -37,13 +37,13 @@ deviation of 96 log-mel bands from 0 to 7 kHz and of their frame-to-frame change
 their teacher's tags but miss timbre that these statistics carry (evaluation below, and
 `experiments/probes/README.md`). Song-level heads read the whole 1,344-d vector:
 `tags` (the teacher's 50 tags, fitted on the teacher's song-level probabilities: the model's
-best tags), `quadrant` (emotion) and `instruments`. The backbones' own tags (mean over
+best tags){msd_head}, `quadrant` (emotion) and `instruments`. The backbones' own tags (mean over
 scales) are the `backbone` head.
 
 ## What it is and is not good for
 
 - Good for: tagging a catalogue with the MagnaTagATune vocabulary (instruments, genres,
-  vocals, tempo, mood words) at a few hundred times real time on a laptop CPU, as song
+  vocals, tempo, mood words){msd_vocabulary} at a few hundred times real time on a laptop CPU, as song
   vectors for your own classifiers (`samplecnn fit`), demos and pipelines.
 - Not as good as: its teacher on every song. It is a 16x smaller raw-waveform student
   trained for {train_time} on a 2-core CPU; the teacher-agreement and transfer figures below
@@ -99,6 +99,7 @@ def evaluation_section(evaluation: Path | None) -> list[str]:
              "positives, and the Pearson correlation of student and teacher song-level scores:", "",
              "| student scores | top-5 ROC-AUC | top-5 PR-AUC | correlation |", "|---|---|---|---|"]
     for key, what in (("teacher_agreement_mer4q_test_tags_head", "`tags` head (multi-level multi-scale song vector)"),
+                      ("teacher_agreement_mer4q_test_msd_head", "`msd` head (the same song vector; against MSD_musicnn's 50 Last.fm tags)"),
                       ("teacher_agreement_mer4q_test", "`backbone` (mean over scales of each backbone's tags)")):
         if key in r:
             a = r[key]
@@ -265,8 +266,15 @@ def main() -> None:
     stage2 = (" Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
               "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
               "features transfer to genre far better than MTT_musicnn's (see Evaluation).") if tuned else ""
-    lines = [INTRO.replace("{train_time}", train_time).replace("{stage2}", stage2).replace("{instruments_real}", instruments_real(args.instruments_real)),
-             DATA.replace("{msd_targets}", " and, in stage 2, `MSD_musicnn`" if tuned else "")]
+    msd = any(h.name == "msd" for h in bundle.heads)
+    msd_head = (", `msd` (musicnn `MSD_musicnn`'s 50 Last.fm tags: genres, decades, moods; fitted the same way on that "
+                "teacher's song-level probabilities of the same audio)") if msd else ""
+    msd_vocabulary = (" and, with `msd`, the Last.fm vocabulary of the Million Song Dataset (rock, indie, electronic, "
+                      "Hip-Hop, jazz, 80s, chillout, ...; it has no classical tag)") if msd else ""
+    msd_targets = ", ".join(x for x in ("in stage 2" if tuned else "", "for the `msd` head" if msd else "") if x)
+    intro = INTRO.replace("{train_time}", train_time).replace("{stage2}", stage2).replace("{instruments_real}", instruments_real(args.instruments_real))
+    lines = [intro.replace("{msd_head}", msd_head).replace("{msd_vocabulary}", msd_vocabulary),
+             DATA.replace("{msd_targets}", f" and, {msd_targets}, `MSD_musicnn`" if msd_targets else "")]
     lines += sources_section(args.sources)
     lines += evaluation_section(args.evaluation)
     lines += training_section(manifest)
