@@ -142,6 +142,16 @@ def stage_one(training: dict) -> dict | None:
     return json.loads(read_metadata(init).get("training", "{}"))
 
 
+def stage_two(checkpoints: dict) -> str | None:
+    """What the shipped checkpoints' second stage (a run started with --init) did: "msd" (stage 2
+    of experiments/train_default_backbones_msd.sh: + MSD_musicnn's outputs), "more audio" (stage 1's
+    recipe continued on more label files: train_default_backbones.sh INIT=...), or None."""
+    records = [info.get("training", {}) for info in checkpoints.values()]
+    if not any(r.get("init") for r in records):
+        return None
+    return "msd" if any("msd_" in (r.get("command") or "") for r in records) else "more audio"
+
+
 def train_minutes(training: dict) -> float:
     """Training minutes of a backbone, its --init checkpoint's included."""
     first = stage_one(training) or {}
@@ -150,7 +160,7 @@ def train_minutes(training: dict) -> float:
 
 def training_section(manifest: dict) -> list[str]:
     checkpoints = manifest["provenance"].get("checkpoints", {})
-    tuned = any(info.get("training", {}).get("init") for info in checkpoints.values())
+    tuned = stage_two(checkpoints)
     lines = ["## Backbones: how they were distilled", ""]
     lines += ["ROC-AUC / PR-AUC here are teacher agreement with MTT_musicnn: each held-out song's top-5 teacher tags are its "
               "positives (valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
@@ -159,7 +169,8 @@ def training_section(manifest: dict) -> list[str]:
     commands = []
     for scale, info in checkpoints.items():
         t = info.get("training", {})
-        stages = [("1: MTT", stage_one(t)), ("2: + MSD features", t)] if tuned else [("MTT", t)]
+        second = "2: + MSD features" if tuned == "msd" else f"2: more audio ({t.get('dataset_notes', ['?'])[0].split(': ', 1)[-1].split(';')[0]})"
+        stages = [("1: MTT", stage_one(t)), (second, t)] if tuned else [("MTT", t)]
         for stage, record in stages:
             if record is None:
                 lines.append(f"| {scale} | {stage} | (its run is not on this machine) | | | | | | | |")
@@ -180,7 +191,14 @@ def training_section(manifest: dict) -> list[str]:
         "clip, seed 0, soft MTT tags + MTT_musicnn's penultimate and pooled features) ran until its valid agreement "
         "plateaued; its best epoch is the starting point of stage 2 or, without stage 2, the shipped weights.",
     ]
-    if tuned:
+    if tuned == "more audio":
+        lines += [
+            "Stage 2 (`INIT=~/.cache/samplecnn/runs/distill RUNS=~/.cache/samplecnn/runs/distill-more "
+            "experiments/train_default_backbones.sh`, lr 1e-4, a fixed budget) continues each backbone from its stage-1 best "
+            "checkpoint (`--init`) with stage 1's recipe on more label files: the music found since (see Training data). "
+            "Its best epoch on mer4q valid is shipped.",
+        ]
+    if tuned == "msd":
         lines += [
             "Stage 2 (`experiments/train_default_backbones_msd.sh`, seed 1, lr 2e-4, a fixed budget) fine-tunes each "
             "backbone from stage 1 (`--init`) to also regress MSD_musicnn's 50 tag probabilities, penultimate (200) and "
@@ -188,8 +206,9 @@ def training_section(manifest: dict) -> list[str]:
             "50 MTT tags. Stage 2's last epoch is shipped (`best` would be the best MTT agreement on valid, which is not "
             "what stage 2 is for).",
         ]
-    lines += ["", "Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (stage 1) and `~/.cache/samplecnn/runs/distill-msd/<scale>/` "
-              "(stage 2), metrics.jsonl per epoch. Rebuild everything after training with `experiments/default_model.sh`.", ""]
+    stage2_runs = f" and `~/.cache/samplecnn/runs/{'distill-msd' if tuned == 'msd' else 'distill-more'}/<scale>/` (stage 2)" if tuned else ""
+    lines += ["", f"Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (stage 1){stage2_runs}, "
+              "metrics.jsonl per epoch. Rebuild everything after training with `experiments/default_model.sh`.", ""]
     return lines
 
 
@@ -262,16 +281,18 @@ def main() -> None:
     manifest = bundle.spec.to_dict()
     minutes = [train_minutes(c.get("training", {})) for c in manifest["provenance"].get("checkpoints", {}).values()]
     train_time = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per backbone" if minutes else "an unrecorded time"
-    tuned = any(c.get("training", {}).get("init") for c in manifest["provenance"].get("checkpoints", {}).values())
-    stage2 = (" Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
-              "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
-              "features transfer to genre far better than MTT_musicnn's (see Evaluation).") if tuned else ""
+    tuned = stage_two(manifest["provenance"].get("checkpoints", {}))
+    stage2 = {"msd": " Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
+                     "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
+                     "features transfer to genre far better than MTT_musicnn's (see Evaluation).",
+              "more audio": " Then each continued with the same recipe on the music found since (a second stage on more "
+                            "label files; see Training data and the backbones' table)."}.get(tuned, "")
     msd = any(h.name == "msd" for h in bundle.heads)
     msd_head = (", `msd` (musicnn `MSD_musicnn`'s 50 Last.fm tags: genres, decades, moods; fitted the same way on that "
                 "teacher's song-level probabilities of the same audio)") if msd else ""
     msd_vocabulary = (" and, with `msd`, the Last.fm vocabulary of the Million Song Dataset (rock, indie, electronic, "
                       "Hip-Hop, jazz, 80s, chillout, ...; it has no classical tag)") if msd else ""
-    msd_targets = ", ".join(x for x in ("in stage 2" if tuned else "", "for the `msd` head" if msd else "") if x)
+    msd_targets = ", ".join(x for x in ("in stage 2" if tuned == "msd" else "", "for the `msd` head" if msd else "") if x)
     intro = INTRO.replace("{train_time}", train_time).replace("{stage2}", stage2).replace("{instruments_real}", instruments_real(args.instruments_real))
     lines = [intro.replace("{msd_head}", msd_head).replace("{msd_vocabulary}", msd_vocabulary),
              DATA.replace("{msd_targets}", f" and, {msd_targets}, `MSD_musicnn`" if msd_targets else "")]
