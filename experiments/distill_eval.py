@@ -218,7 +218,13 @@ def main() -> None:
         paths = [r["path"] for r in rows]
         y = np.array([r[column] for r in rows])
         groups = [r[group_column] for r in rows]
-        features = {}
+        features, probs = {}, {}
+
+        def probs_of(folder: Path) -> np.ndarray:  # a teacher's song-mean probabilities, read once per task
+            if folder not in probs:
+                probs[folder] = teacher_song_arrays(folder, corpora, paths, "probs")
+            return probs[folder]
+
         test = np.array([r["split"] == "test" for r in rows]) if task == "mer4q_quadrant" else np.zeros(len(rows), bool)
         for name, bundle in bundles.items():
             vectors, scores = song_features(bundle, paths, test if name == "student" else np.zeros(len(rows), bool), args.cache_dir)
@@ -226,15 +232,14 @@ def main() -> None:
                 features.update({f"student {k}": v for k, v in vectors.items()})
                 if test.any():
                     for head, values in scores.items():  # "backbone" (mean over scales) and the teacher heads
-                        teacher_dir = label_dir.parent / TEACHER_HEADS[head] if head in TEACHER_HEADS else label_dir
-                        teacher = teacher_song_arrays(teacher_dir, corpora, paths, "probs")
+                        teacher = probs_of(label_dir.parent / TEACHER_HEADS.get(head, label_dir.name))
                         key = "teacher_agreement_mer4q_test" + ("" if head == "backbone" else f"_{head}_head")
                         result[key] = agreement(values, teacher[test])
                         print(f"teacher agreement (mer4q test, {head}):", result[key], flush=True)
             else:
                 features[f"{name} all"] = vectors["all"]
         features["musicnn penultimate"] = teacher_song_arrays(label_dir, corpora, paths, "penultimate")
-        features["musicnn taggram"] = teacher_song_arrays(label_dir, corpora, paths, "probs")
+        features["musicnn taggram"] = probs_of(label_dir)
         msd = label_dir.parent / TEACHER_HEADS["msd"]
         if all((msd / f"{c}.safetensors").exists() for c in corpora):
             features["musicnn MSD penultimate"] = teacher_song_arrays(msd, corpora, paths, "penultimate")

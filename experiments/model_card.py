@@ -169,8 +169,7 @@ def training_section(manifest: dict) -> list[str]:
     commands = []
     for scale, info in checkpoints.items():
         t = info.get("training", {})
-        second = "2: + MSD features" if tuned == "msd" else f"2: more audio ({t.get('dataset_notes', ['?'])[0].split(': ', 1)[-1].split(';')[0]})"
-        stages = [("1: MTT", stage_one(t)), (second, t)] if tuned else [("MTT", t)]
+        stages = [("1: MTT", stage_one(t)), ("2: + MSD features" if tuned == "msd" else "2: more audio", t)] if tuned else [("MTT", t)]
         for stage, record in stages:
             if record is None:
                 lines.append(f"| {scale} | {stage} | (its run is not on this machine) | | | | | | | |")

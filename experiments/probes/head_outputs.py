@@ -54,7 +54,7 @@ def main() -> None:
     judged = {r["path"] for r in genre_rows}
     all_vectors = lambda paths: de.song_features(BUNDLE, paths, np.zeros(len(paths), bool), CACHE)[0]["all"]  # noqa: E731
     heads = {}
-    for name, teacher in (("tags", "MTT_musicnn"), ("msd", "MSD_musicnn")):
+    for name, teacher in de.TEACHER_HEADS.items():
         songs = teacher_songs(teacher, judged)
         x = {k: all_vectors(p) for k, (p, _) in songs.items()}
         clf = fit_classifier(x["train"], songs["train"][1], x["valid"], songs["valid"][1], "tags",
