@@ -55,7 +55,7 @@ def train(
     test_list: TestListOption = None,
     scale: str = typer.Option("3^9", help="Backbone scale m^n: 2^14, 3^9, 5^6 or any m^n."),
     width: float = typer.Option(1.0, help="Channel width multiplier (0.5: about 4x fewer FLOPs)."),
-    init: str = typer.Option(None, "--init", help="Fine-tune: start from this checkpoint's weights (same scale, width and labels; e.g. to add a distilled feature)."),
+    init: str = typer.Option(None, "--init", help="Fine-tune: start from this checkpoint's weights (same scale and labels; e.g. to add a distilled feature). A narrower checkpoint is widened to --width first, computing the same function (Net2WiderNet)."),
     epochs: int = typer.Option(None, help="Maximum epochs (default 50; with --resume: the stored value)."),
     batch_size: int = typer.Option(23, help="Segments per batch (the papers' 23)."),
     optimizer: str = typer.Option("sgd", help="sgd (Nesterov 0.9, the papers' schedule) or adam."),

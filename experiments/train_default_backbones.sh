@@ -8,8 +8,10 @@
 # four runs (three scales + the tags-only control of 3^9) share a 2-core machine.
 # Held out of training: mer4q valid (model selection) and mer4q test (teacher agreement).
 # Long runs: re-run this script; every run continues where it stopped (--resume).
-# INIT=DIR: start each scale from DIR/<scale>/best.safetensors (--init; e.g. the runs above, to
-# continue on more audio than they were trained on) at LR (default 1e-4), into new RUNS.
+# INIT=DIR: start each scale from DIR/<scale>/$INIT_CHECKPOINT.safetensors (--init; default best;
+# e.g. the runs above, to continue on more audio than they were trained on) at LR (default
+# 1e-4), into new RUNS. WIDTH (default 0.25): with INIT at a narrower width, each backbone is
+# widened first (trainer/widen.py: the same function, then the new channels train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LABELS=${LABELS:-$HOME/.cache/samplecnn/distill/labels/MTT_musicnn}
@@ -24,12 +26,12 @@ INIT=${INIT:-}
 train() {  # scale run-name [extra options]
   local scale=$1 name=$2; shift 2
   local out="$RUNS/$name" init=()
-  [ -n "$INIT" ] && init=(--init "$INIT/$name/best.safetensors" --lr "${LR:-1e-4}")
+  [ -n "$INIT" ] && init=(--init "$INIT/$name/${INIT_CHECKPOINT:-best}.safetensors" --lr "${LR:-1e-4}")
   if [ -f "$out/last.state.safetensors" ]; then
     .venv/bin/samplecnn train --resume --out "$out" --epochs "$EPOCHS" --max-minutes "$MINUTES"
   else
     .venv/bin/samplecnn train "${TRAIN[@]}" --valid-targets "$LABELS/mer4q-valid.safetensors" \
-      --test-targets "$LABELS/mer4q-test.safetensors" --scale "$scale" --width 0.25 --optimizer adam \
+      --test-targets "$LABELS/mer4q-test.safetensors" --scale "$scale" --width "${WIDTH:-0.25}" --optimizer adam \
       --batch-size 64 --amp bf16 --crops-per-clip 2 --epochs "$EPOCHS" --workers 0 --threads 1 --seed 0 \
       --max-minutes "$MINUTES" --out "$out" "${init[@]}" "$@"
   fi

@@ -38,6 +38,7 @@ from ..runtime.atomic import atomic_path
 from .progress import Progress
 from .sources import DatasetSource, DatasetSourceError
 from .train_state import PlateauSchedule, read_state, restore_optimizer, save_state
+from .widen import WidenError, widen_check, widen_state
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_MODES = ("fp32", "bf16")  # bf16: torch.autocast (CPUs with AVX512-BF16 / AMX, CUDA)
@@ -322,7 +323,7 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
         log(note)
     log(dataset.describe())
     model_config = preset(config.scale, len(dataset.labels), width=config.width, dropout=config.dropout)
-    initial = _initial_weights(config.init, model_config, dataset.labels) if config.init and not resume else None  # before any audio is decoded
+    initial, initial_note = _initial_weights(config.init, model_config, dataset.labels, config.seed) if config.init and not resume else (None, "")  # before any audio is decoded
     cache = AudioCache(config.cache_dir or DEFAULT_CACHE_DIR, model_config.sample_rate)
     clips, skipped = prepare_splits(dataset, cache, model_config.segment_samples, config.workers, log)
     (out / "skipped.json").write_text(json.dumps([s.to_dict() for s in skipped], indent=1))
@@ -339,7 +340,7 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     model = SampleCNN(model_config).to(config.device)
     if initial is not None:
         model.load_state_dict(initial)
-        log(f"initialised from {config.init}")
+        log(f"initialised from {config.init}{initial_note}")
     if stats is not None:
         head = FeatureHead(list(model_config.level_widths.values()), len(stats[0])).to(config.device)
     optimizer = build_optimizer(config, model, head)
@@ -350,21 +351,32 @@ def _setup(config: TrainConfig, resume: bool, log) -> Run:
     return run
 
 
-def _initial_weights(path: str, model_config, labels: list[str]) -> dict[str, torch.Tensor]:
+def _initial_weights(path: str, model_config, labels: list[str], seed: int) -> tuple[dict[str, torch.Tensor], str]:
     """Fine-tuning: the weights of checkpoint ``path``, which must be the same backbone (scale,
-    width, taps) with the same labels in the same order."""
+    width, taps) with the same labels in the same order, or the same backbone at a narrower width
+    (widened with the same function: trainer/widen.py, split fractions drawn from ``seed``)."""
     try:
         checkpoint = load_checkpoint(path)
     except (OSError, CheckpointError) as error:
         raise TrainError(f"init {path}: {error}") from error
-    if checkpoint.config != model_config:
+    widen = checkpoint.config != model_config and checkpoint.config.width < model_config.width
+    if widen:
+        try:
+            widen_check(checkpoint.config, model_config)
+        except WidenError:
+            widen = False
+    if checkpoint.config != model_config and not widen:
         raise TrainError(f"init {path}: its model {checkpoint.config.name} (width {checkpoint.config.width}, "
                          f"{checkpoint.config.n_tags} tags) is not this run's {model_config.name} "
-                         f"(width {model_config.width}, {model_config.n_tags} tags)")  # fmt: skip
+                         f"(width {model_config.width}, {model_config.n_tags} tags), nor a narrower one whose "
+                         f"channels divide this run's")  # fmt: skip
     if list(checkpoint.labels) != list(labels):
         raise TrainError(f"init {path}: its labels differ from this run's (first difference: "
                          f"{next((a, b) for a, b in zip(checkpoint.labels, labels) if a != b)})")  # fmt: skip
-    return checkpoint.state_dict
+    if widen:  # Net2WiderNet: the wider model starts as the same function
+        note = f" (width {checkpoint.config.width} widened to {model_config.width}: the same function, up to 1% noise on the new channels)"
+        return widen_state(checkpoint.state_dict, checkpoint.config, model_config, seed), note
+    return checkpoint.state_dict, ""
 
 
 def _restore(run: Run, log) -> None:

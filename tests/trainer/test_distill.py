@@ -173,14 +173,38 @@ def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_backbone(corpus, 
     train(fresh, log=lambda m: None)
     assert not torch.allclose(load_checkpoint(tmp_path / "fresh" / "last.safetensors").state_dict["classifier.weight"],
                               start.state_dict["classifier.weight"], atol=1e-3)  # fmt: skip
-    with pytest.raises(TrainError, match="width 0.25"):
-        train(distill_config(corpus, tmp_path / "wide", init=str(base), width=0.25), log=lambda m: None)
+    with pytest.raises(TrainError, match="not this run's 3\\^6"):  # another scale
+        train(distill_config(corpus, tmp_path / "other-scale", init=str(base), scale="3^6"), log=lambda m: None)
+    with pytest.raises(TrainError, match="nor a narrower one"):  # wider than the run
+        train(distill_config(corpus, tmp_path / "narrow", init=str(base), width=0.0625), log=lambda m: None)
     relabelled = tmp_path / "relabelled.safetensors"
     save_checkpoint(relabelled, start.build_model(), [f"x{i}" for i in range(len(start.labels))])
     with pytest.raises(TrainError, match="labels differ"):
         train(distill_config(corpus, tmp_path / "other", init=str(relabelled)), log=lambda m: None)
     with pytest.raises(TrainError, match="init .*nope"):
         train(distill_config(corpus, tmp_path / "none", init=str(tmp_path / "nope.safetensors")), log=lambda m: None)
+
+
+def test_init_from_a_narrower_checkpoint_widens_it(corpus, tmp_path):
+    """--init with a narrower checkpoint of the same backbone: the run starts from the widened
+    weights (trainer/widen.py, noise drawn from the run's seed), which score the validation songs
+    as the narrow model did."""
+    from samplecnn.trainer.checkpoint import load_checkpoint
+    from samplecnn.trainer.widen import widen_state
+
+    train(distill_config(corpus, tmp_path / "base", epochs=1), log=lambda m: None)
+    base = load_checkpoint(tmp_path / "base" / "best.safetensors")
+    logs = []
+    record = train(distill_config(corpus, tmp_path / "wide", init=str(tmp_path / "base" / "best.safetensors"),
+                                  width=0.25, epochs=1, lr=1e-9), log=logs.append)  # fmt: skip
+    assert any("width 0.125 widened to 0.25: the same function" in m for m in logs)
+    wide = load_checkpoint(tmp_path / "wide" / "last.safetensors")
+    assert wide.config.width == 0.25 and wide.config.level_widths["level1"] == 2 * base.config.level_widths["level1"]
+    expected = widen_state(base.state_dict, base.config, wide.config, seed=3)
+    for name, tensor in expected.items():
+        if "running" not in name and "num_batches" not in name:
+            assert torch.allclose(tensor, wide.state_dict[name], atol=1e-6), name
+    assert abs(record["last"]["valid_loss"] - base.training["last"]["valid_loss"]) < 0.05 * base.training["last"]["valid_loss"]
 
 
 def test_label_file_that_does_not_match_its_audio_stops_training(corpus, tmp_path):
