@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
+from dataclasses import replace
 from pathlib import Path
 
 from samplecnn.export.report import model_card as technical_card
-from samplecnn.runtime.bundle import Bundle
+from samplecnn.runtime.bundle import SPECTRAL, Bundle
 from samplecnn.runtime.bundle_write import add_extra_file
 from samplecnn.trainer.ablation import to_markdown
 
@@ -25,17 +27,17 @@ INTRO = """# samplecnn default model
 
 Multi-level, multi-scale sample-level CNN tagger (Lee & Nam 2017) shipped with samplecnn so
 that `samplecnn infer songs/` works without data or training. Three raw-waveform backbones
-(2^14, 3^9, 5^6 at width 0.25: ~125 k parameters each) were **distilled from musicnn**
+({scales} at width {width}: ~{params} k parameters each) were **distilled from musicnn**
 (Pons & Serra 2019, `MTT_musicnn`) on every hour of real music this project could reach:
 each learned the teacher's 50 MagnaTagATune tag probabilities (soft targets, window by window)
 and, through a linear map used only in training, the teacher's penultimate and pooled
 features.{stage2} The song vector is the paper's: the concatenated segment-mean activations of
-the last three layers of all three backbones (960 dimensions), followed by a **spectral level**
+the last three layers of all three backbones ({backbone_dims} dimensions), followed by a **spectral level**
 that is not in the paper: 384 log-mel statistics of the whole song (mean and standard
 deviation of 96 log-mel bands from 0 to 7 kHz and of their frame-to-frame change;
 `runtime/spectral.py`, numpy, computed while the song decodes). The small students match
 their teacher's tags but miss timbre that these statistics carry (evaluation below, and
-`experiments/probes/README.md`). Song-level heads read the whole 1,344-d vector:
+`experiments/probes/README.md`). Song-level heads read the whole {vector_dims:,}-d vector:
 `tags` (the teacher's 50 tags, fitted on the teacher's song-level probabilities: the model's
 best tags){msd_head}, `quadrant` (emotion) and `instruments`. The backbones' own tags (mean over
 scales) are the `backbone` head.
@@ -45,7 +47,7 @@ scales) are the `backbone` head.
 - Good for: tagging a catalogue with the MagnaTagATune vocabulary (instruments, genres,
   vocals, tempo, mood words){msd_vocabulary} at a few hundred times real time on a laptop CPU, as song
   vectors for your own classifiers (`samplecnn fit`), demos and pipelines.
-- Not as good as: its teacher on every song. It is a 16x smaller raw-waveform student
+- Not as good as: its teacher on every song. It is a {smaller}x smaller raw-waveform student
   trained for {train_time} on a 2-core CPU; the teacher-agreement and transfer figures below
   say how close it gets. MagnaTagATune's vocabulary has its own quirks (e.g. `classical`
   and `classic`, `female` and `woman` are separate tags).
@@ -132,51 +134,110 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def stage_one(training: dict) -> dict | None:
-    """The training record of the checkpoint a fine-tuned backbone started from (--init), if it is still on disk."""
+def stage_chain(training: dict, width: float) -> list[dict]:
+    """The stages of a backbone, first to last, following each checkpoint's --init: per stage its
+    training record, its width, a label ("MTT", "more audio", "+ MSD features", "widened to W")
+    and its run folder (None where it was not recorded). A stage whose --init checkpoint is no
+    longer on disk is a record None."""
     from samplecnn.trainer.checkpoint import read_metadata
 
-    init = training.get("init")
-    if not init or not Path(init).is_file():
-        return None
-    return json.loads(read_metadata(init).get("training", "{}"))
+    chain = [{"training": training, "width": width}]
+    while (init := chain[0]["training"].get("init")) not in (None, "None"):
+        if not Path(init).is_file():
+            chain.insert(0, {"training": None, "width": None, "run": str(Path(init).parent)})
+            break
+        metadata = read_metadata(init)
+        chain.insert(0, {"training": json.loads(metadata.get("training", "{}")), "width": json.loads(metadata["config"])["width"],
+                         "run": str(Path(init).parent)})  # fmt: skip
+    out = re.search(r"--out (\S+)", training.get("command") or "")
+    chain[-1]["run"] = str(Path(out.group(1)).parent / Path(out.group(1)).name) if out else None
+    for i, stage in enumerate(chain):
+        before = chain[i - 1] if i else None
+        if before is None:
+            stage["label"] = "MTT"
+        elif before["width"] is not None and stage["width"] != before["width"]:
+            stage["label"] = f"widened to {stage['width']:g}"
+        elif "msd_" in ((stage["training"] or {}).get("command") or ""):
+            stage["label"] = "+ MSD features"
+        else:
+            stage["label"] = "more audio"
+    return chain
 
 
-def stage_two(checkpoints: dict) -> str | None:
-    """What the shipped checkpoints' second stage (a run started with --init) did: "msd" (stage 2
-    of experiments/train_default_backbones_msd.sh: + MSD_musicnn's outputs), "more audio" (stage 1's
-    recipe continued on more label files: train_default_backbones.sh INIT=...), or None."""
-    records = [info.get("training", {}) for info in checkpoints.values()]
-    if not any(r.get("init") for r in records):
-        return None
-    return "msd" if any("msd_" in (r.get("command") or "") for r in records) else "more audio"
+def _chains(manifest: dict) -> dict[str, list[dict]]:
+    widths = {s["name"]: s["config"]["width"] for s in manifest["scales"]}
+    return {scale: stage_chain(info.get("training", {}), widths[scale]) for scale, info in manifest["provenance"].get("checkpoints", {}).items()}
 
 
-def train_minutes(training: dict) -> float:
-    """Training minutes of a backbone, its --init checkpoint's included."""
-    first = stage_one(training) or {}
-    return (float(training.get("train_seconds") or 0) + float(first.get("train_seconds") or 0)) / 60
+def paper_ratio(manifest: dict) -> float:
+    """FLOPs of the paper's width-1 backbones over the bundle's (all scales)."""
+    from samplecnn.trainer.model import BackboneConfig
+
+    configs = [BackboneConfig.from_dict(s["config"]) for s in manifest["scales"]]
+    return sum(replace(c, width=1.0).flops_per_segment() / c.segment_samples for c in configs) / sum(
+        c.flops_per_segment() / c.segment_samples for c in configs)
+
+
+def sizes(bundle: Bundle, manifest: dict) -> dict[str, str]:
+    """The intro's numbers: scales, width, parameters per backbone (k), song-vector widths, FLOPs ratio."""
+    from samplecnn.trainer.model import BackboneConfig, SampleCNN, count_parameters
+
+    configs = [BackboneConfig.from_dict(s["config"]) for s in manifest["scales"]]
+    params = sum(count_parameters(SampleCNN(c)) for c in configs) / len(configs) / 1000
+    backbone = sum(w for name, _, w in bundle.embedding_parts if name != SPECTRAL)
+    return {"{scales}": ", ".join(c.name for c in configs), "{width}": f"{configs[0].width:g}", "{params}": f"{params:.0f}",
+            "{backbone_dims}": str(backbone), "{vector_dims:,}": f"{bundle.embedding_width:,}", "{smaller}": f"{paper_ratio(manifest):.0f}"}
+
+
+def reproduce_stages(chain: list[dict]) -> list[str]:
+    """One command per stage of the backbones (run folders as recorded for the first scale)."""
+    runs = [str(Path(stage["run"]).parent).replace(str(Path.home()), "~") if stage.get("run") else "RUNS" for stage in chain]
+    lines = [f"RUNS={runs[0]} bash experiments/train_default_backbones.sh   # stage 1: from MTT_musicnn (CPU, hours; re-run to --resume)"]
+    for i, stage in enumerate(chain[1:], 1):
+        label, init = stage["label"], f"INIT={runs[i - 1]} RUNS={runs[i]}"
+        if label == "+ MSD features":
+            lines.append(f"STAGE1={runs[i - 1]} RUNS={runs[i]} bash experiments/train_default_backbones_msd.sh  # stage {i + 1}: + MSD_musicnn's outputs")
+        elif label.startswith("widened"):
+            lines.append(f"{init} INIT_CHECKPOINT=last WIDTH={stage['width']:g} LR=2e-4 CONTROL=0 bash experiments/train_default_backbones.sh  # stage {i + 1}: {label}")
+        else:
+            lines.append(f"{init} CONTROL=0 bash experiments/train_default_backbones.sh  # stage {i + 1}: {label}")
+    return lines
+
+
+def train_minutes(chain: list[dict]) -> float:
+    """Training minutes of a backbone, every stage included."""
+    return sum(float((stage["training"] or {}).get("train_seconds") or 0) for stage in chain) / 60
+
+
+STAGE_TEXT = {
+    "more audio": "continues each backbone from the previous stage (`--init`; `INIT=... RUNS=... experiments/train_default_backbones.sh`, "
+                  "lr 1e-4, a fixed budget) with stage 1's recipe on more label files: the music found since (see Training data).",
+    "+ MSD features": "(`experiments/train_default_backbones_msd.sh`, seed 1, lr 2e-4, a fixed budget) fine-tunes each backbone from "
+                      "the previous stage (`--init`) to also regress MSD_musicnn's 50 tag probabilities, penultimate (200) and pooled "
+                      "(1506) features, all standardised, through the training-only linear map; the backbone's tags stay the 50 MTT tags.",
+    "widened": "(`INIT=... INIT_CHECKPOINT=last WIDTH=... LR=2e-4 experiments/train_default_backbones.sh`, a fixed budget) widens each "
+               "backbone from the previous stage's last checkpoint (`--init` at a larger `--width`: `trainer/widen.py`, Net2WiderNet, "
+               "the same function up to 1% noise on the new channels) and continues with stage 1's recipe on all the label files.",
+}
 
 
 def training_section(manifest: dict) -> list[str]:
-    checkpoints = manifest["provenance"].get("checkpoints", {})
-    tuned = stage_two(checkpoints)
+    chains = _chains(manifest)
     lines = ["## Backbones: how they were distilled", ""]
     lines += ["ROC-AUC / PR-AUC here are teacher agreement with MTT_musicnn: each held-out song's top-5 teacher tags are its "
               "positives (valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
-    header = "| scale | stage | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | test correlation | train time | segments/s | device |"
-    lines += [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    header = "| scale | stage | width | epochs (best) | valid ROC-AUC | test ROC-AUC | test PR-AUC | test correlation | train time | segments/s | device |"
+    lines += [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     commands = []
-    for scale, info in checkpoints.items():
-        t = info.get("training", {})
-        stages = [("1: MTT", stage_one(t)), ("2: + MSD features" if tuned == "msd" else "2: more audio", t)] if tuned else [("MTT", t)]
-        for stage, record in stages:
+    for scale, chain in chains.items():
+        for i, stage in enumerate(chain, 1):
+            record, name = stage["training"], f"{i}: {stage['label']}" if len(chain) > 1 else stage["label"]
             if record is None:
-                lines.append(f"| {scale} | {stage} | (its run is not on this machine) | | | | | | | |")
+                lines.append(f"| {scale} | {name} | | (its run is not on this machine) | | | | | | | |")
                 continue
             best, test = record.get("best", {}), record.get("test", {}) or {}
             lines.append(
-                f"| {scale} | {stage} | {record.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
+                f"| {scale} | {name} | {stage['width']:g} | {record.get('epochs', '?')} ({best.get('epoch', '?')}) | {_fmt(best.get('roc_auc', '?'))} | "
                 f"{_fmt(test.get('roc_auc', '?'))} | {_fmt(test.get('pr_auc', '?'))} | {_fmt(test.get('teacher_correlation', '?'))} | "
                 f"{float(record.get('train_seconds') or 0) / 60:.0f} min | {record.get('segments_per_second', '?')} | {record.get('device', '?')} |"
             )
@@ -188,26 +249,18 @@ def training_section(manifest: dict) -> list[str]:
         "", "```bash", *commands, "```", "",
         "Stage 1 (`experiments/train_default_backbones.sh`: width 0.25, Adam, batch 64, bf16 autocast, two crops per "
         "clip, seed 0, soft MTT tags + MTT_musicnn's penultimate and pooled features) ran until its valid agreement "
-        "plateaued; its best epoch is the starting point of stage 2 or, without stage 2, the shipped weights.",
+        "plateaued; its best epoch is the starting point of the next stage or, without one, the shipped weights.",
     ]
-    if tuned == "more audio":
-        lines += [
-            "Stage 2 (`INIT=~/.cache/samplecnn/runs/distill RUNS=~/.cache/samplecnn/runs/distill-more "
-            "experiments/train_default_backbones.sh`, lr 1e-4, a fixed budget) continues each backbone from its stage-1 best "
-            "checkpoint (`--init`) with stage 1's recipe on more label files: the music found since (see Training data). "
-            "Its best epoch on mer4q valid is shipped.",
-        ]
-    if tuned == "msd":
-        lines += [
-            "Stage 2 (`experiments/train_default_backbones_msd.sh`, seed 1, lr 2e-4, a fixed budget) fine-tunes each "
-            "backbone from stage 1 (`--init`) to also regress MSD_musicnn's 50 tag probabilities, penultimate (200) and "
-            "pooled (1506) features, all standardised, through the training-only linear map; the backbone's tags stay the "
-            "50 MTT tags. Stage 2's last epoch is shipped (`best` would be the best MTT agreement on valid, which is not "
-            "what stage 2 is for).",
-        ]
-    stage2_runs = f" and `~/.cache/samplecnn/runs/{'distill-msd' if tuned == 'msd' else 'distill-more'}/<scale>/` (stage 2)" if tuned else ""
-    lines += ["", f"Run folders: `~/.cache/samplecnn/runs/distill/<scale>/` (stage 1){stage2_runs}, "
-              "metrics.jsonl per epoch. Rebuild everything after training with `experiments/default_model.sh`.", ""]
+    first = next(iter(chains.values()), [])
+    for i, stage in enumerate(first[1:], 2):
+        kind = "widened" if stage["label"].startswith("widened") else stage["label"]
+        lines.append(f"Stage {i} {STAGE_TEXT[kind]}")
+    runs = [f"`{stage['run'].replace(str(Path.home()), '~')}`" for stage in first if stage.get("run")]
+    files = sorted({info.get("file", "?") for info in manifest["provenance"].get("checkpoints", {}).values()})
+    lines += ["", f"Shipped: each backbone's {' / '.join(f'`{f}`' for f in files)} of its last stage "
+              "(`best`: the epoch of best teacher agreement on mer4q valid; `last`: the last epoch)."]
+    lines += ["", f"Run folders, one per stage (2^14 shown; the other scales' are its siblings): {', '.join(runs) or 'none recorded'}; metrics.jsonl per epoch. "
+              "Rebuild everything after training with `experiments/default_model.sh`.", ""]
     return lines
 
 
@@ -262,8 +315,10 @@ def quantization_section(manifest: dict) -> list[str]:
                 f"song tag-score error max {q['song_tag_score_max_abs_diff']:.4f}, mean {q['song_tag_score_mean_abs_diff']:.4f}; "
                 f"calibrated on {q['calibration_segments']} segments of other songs"
             )
-    lines += ["", "Width 0.25 is the size choice: about 16x fewer FLOPs and parameters than the paper's width 1; "
-              "the cost in accuracy was not measured here (full width does not train in the time this CPU had).", ""]
+    width = manifest["scales"][0]["config"]["width"]
+    lines += ["", f"Width {width:g} is the size choice: {paper_ratio(manifest):.0f}x fewer FLOPs than the paper's width 1, chosen "
+              "by the whole pipeline's speed with int8 on a 2-core CPU (`python -m samplecnn.benchmarks.width_speed`, "
+              "`benchmarks/results/width_speed.json`); full width does not train in the time this CPU had.", ""]
     return lines
 
 
@@ -278,21 +333,29 @@ def main() -> None:
     root = Path(args.bundle)
     bundle = Bundle.load(root)
     manifest = bundle.spec.to_dict()
-    minutes = [train_minutes(c.get("training", {})) for c in manifest["provenance"].get("checkpoints", {}).values()]
+    chains = _chains(manifest)
+    minutes = [train_minutes(chain) for chain in chains.values()]
     train_time = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per backbone" if minutes else "an unrecorded time"
-    tuned = stage_two(manifest["provenance"].get("checkpoints", {}))
-    stage2 = {"msd": " Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
-                     "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
-                     "features transfer to genre far better than MTT_musicnn's (see Evaluation).",
-              "more audio": " Then each continued with the same recipe on the music found since (a second stage on more "
-                            "label files; see Training data and the backbones' table)."}.get(tuned, "")
+    labels = [stage["label"] for stage in next(iter(chains.values()), [])[1:]]
+    tuned = "msd" if "+ MSD features" in labels else None
+    later = {"+ MSD features": "Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
+                               "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
+                               "features transfer to genre far better than MTT_musicnn's (see Evaluation).",
+             "more audio": "Then each continued with the same recipe on the music found since (more label files; see Training "
+                           "data and the backbones' table).",
+             "widened": "Then each was widened (more channels computing the same function: `trainer/widen.py`) and trained on "
+                        "with the same recipe."}  # fmt: skip
+    stage2 = "".join(" " + later["widened" if label.startswith("widened") else label] for label in labels)
     msd = any(h.name == "msd" for h in bundle.heads)
     msd_head = (", `msd` (musicnn `MSD_musicnn`'s 50 Last.fm tags: genres, decades, moods; fitted the same way on that "
                 "teacher's song-level probabilities of the same audio)") if msd else ""
     msd_vocabulary = (" and, with `msd`, the Last.fm vocabulary of the Million Song Dataset (rock, indie, electronic, "
                       "Hip-Hop, jazz, 80s, chillout, ...; it has no classical tag)") if msd else ""
     msd_targets = ", ".join(x for x in ("in stage 2" if tuned == "msd" else "", "for the `msd` head" if msd else "") if x)
-    intro = INTRO.replace("{train_time}", train_time).replace("{stage2}", stage2).replace("{instruments_real}", instruments_real(args.instruments_real))
+    intro = INTRO
+    for key, value in sizes(bundle, manifest).items():
+        intro = intro.replace(key, value)
+    intro = intro.replace("{train_time}", train_time).replace("{stage2}", stage2).replace("{instruments_real}", instruments_real(args.instruments_real))
     lines = [intro.replace("{msd_head}", msd_head).replace("{msd_vocabulary}", msd_vocabulary),
              DATA.replace("{msd_targets}", f" and, {msd_targets}, `MSD_musicnn`" if msd_targets else "")]
     lines += sources_section(args.sources)
@@ -306,10 +369,9 @@ def main() -> None:
             lines += [to_markdown(table["rows"], table["task"], table.get("title", "")), f"Gain of multi-level + multi-scale: `{json.dumps(table.get('gain'))}`", ""]
     lines += quantization_section(manifest)
     lines += ["## Reproduce", "", "```bash", "experiments/get_audio.sh && .venv/bin/python experiments/audio_sources.py  # audio + inventory",
-              "experiments/teacher_env.sh                   # musicnn's own venv", "# teacher labels (experiments/README or default_model.sh header)",
-              "bash experiments/train_default_backbones.sh   # stage 1: the backbones from MTT_musicnn (CPU, hours; re-run to --resume)",
-              "bash experiments/train_default_backbones_msd.sh  # stage 2: + MSD_musicnn's outputs (needs its labels; ~1 h)",
-              "bash experiments/default_model.sh            # export, heads, ablation, this card, copy into the package", "```", ""]
+              "experiments/teacher_env.sh                   # musicnn's own venv", "# teacher labels (experiments/README or default_model.sh header)"]
+    lines += reproduce_stages(next(iter(chains.values()), []))
+    lines += ["bash experiments/default_model.sh            # export, heads, ablation, this card, copy into the package", "```", ""]
     lines += ["---", "", technical_card(manifest).replace("# samplecnn bundle", "## Technical details", 1)]
     (root / "MODEL_CARD.md").write_text("\n".join(lines))
     add_extra_file(root, "MODEL_CARD.md")

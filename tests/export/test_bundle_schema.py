@@ -101,3 +101,30 @@ def test_unknown_pooling_and_unlisted_files_are_refused(tiny_bundle, tmp_path):
     with pytest.raises(BundleError, match=r"names files that are not there: \['NOTES.md'\]"):
         write_manifest(root, replace(spec, extra_files=(*spec.extra_files, "NOTES.md")))
     Bundle.load(root)  # untouched
+
+
+def test_model_card_follows_a_backbone_through_its_stages(tiny_checkpoints, data_dir, tmp_path):
+    """The card's training table lists every stage of a backbone by following each checkpoint's
+    --init (here: trained, continued on more audio, widened), with the width of each and the
+    command that re-runs it."""
+    from samplecnn.trainer.checkpoint import load_checkpoint, save_checkpoint
+    from samplecnn.trainer.model import SampleCNN
+    from samplecnn.trainer.widen import widen_state
+
+    start = load_checkpoint(tiny_checkpoints[1])
+    runs = tmp_path / "runs"
+    first = save_checkpoint(runs / "distill" / "x" / "best.safetensors", start.build_model(), start.labels,
+                            {"epochs": 3, "train_seconds": 600, "command": f"samplecnn train --out {runs}/distill/x"})  # fmt: skip
+    more = save_checkpoint(runs / "more" / "x" / "last.safetensors", start.build_model(), start.labels,
+                           {"epochs": 2, "train_seconds": 300, "init": str(first), "command": f"samplecnn train --init {first} --out {runs}/more/x"})  # fmt: skip
+    wide_config = replace(start.config, width=2 * start.config.width)
+    wide = SampleCNN(wide_config)
+    wide.load_state_dict(widen_state(start.state_dict, start.config, wide_config))
+    last = save_checkpoint(runs / "wide" / "x" / "best.safetensors", wide.eval(), start.labels,
+                           {"epochs": 1, "train_seconds": 120, "init": str(more), "command": f"samplecnn train --init {more} --width 0.25 --out {runs}/wide/x"})  # fmt: skip
+    card = build(last, tmp_path / "bundle", data_dir) / "MODEL_CARD.md"
+    text = card.read_text()
+    rows = [line for line in text.splitlines() if line.startswith(f"| {start.config.name} |")]
+    assert [row.split(" | ")[1:3] for row in rows] == [["1: MTT", "0.125"], ["2: more audio", "0.125"], ["3: widened to 0.25", "0.25"]]
+    assert f"at width 0.25: ~" in text and "17 minutes per backbone" in text  # 600 + 300 + 120 s
+    assert f"WIDTH=0.25 LR=2e-4" in text and f"INIT={runs}/more RUNS={runs}/wide" in text
