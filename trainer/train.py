@@ -359,17 +359,15 @@ def _initial_weights(path: str, model_config, labels: list[str], seed: int) -> t
         checkpoint = load_checkpoint(path)
     except (OSError, CheckpointError) as error:
         raise TrainError(f"init {path}: {error}") from error
-    widen = checkpoint.config != model_config and checkpoint.config.width < model_config.width
+    widen = checkpoint.config != model_config
     if widen:
         try:
             widen_check(checkpoint.config, model_config)
         except WidenError:
-            widen = False
-    if checkpoint.config != model_config and not widen:
-        raise TrainError(f"init {path}: its model {checkpoint.config.name} (width {checkpoint.config.width}, "
-                         f"{checkpoint.config.n_tags} tags) is not this run's {model_config.name} "
-                         f"(width {model_config.width}, {model_config.n_tags} tags), nor a narrower one whose "
-                         f"channels divide this run's")  # fmt: skip
+            raise TrainError(f"init {path}: its model {checkpoint.config.name} (width {checkpoint.config.width}, "
+                             f"{checkpoint.config.n_tags} tags) is not this run's {model_config.name} "
+                             f"(width {model_config.width}, {model_config.n_tags} tags), nor the same backbone at a "
+                             f"narrower width to widen") from None  # fmt: skip
     if list(checkpoint.labels) != list(labels):
         raise TrainError(f"init {path}: its labels differ from this run's (first difference: "
                          f"{next((a, b) for a, b in zip(checkpoint.labels, labels) if a != b)})")  # fmt: skip

@@ -175,7 +175,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_backbone(corpus, 
                               start.state_dict["classifier.weight"], atol=1e-3)  # fmt: skip
     with pytest.raises(TrainError, match="not this run's 3\\^6"):  # another scale
         train(distill_config(corpus, tmp_path / "other-scale", init=str(base), scale="3^6"), log=lambda m: None)
-    with pytest.raises(TrainError, match="nor a narrower one"):  # wider than the run
+    with pytest.raises(TrainError, match="nor the same backbone at a narrower width"):  # wider than the run
         train(distill_config(corpus, tmp_path / "narrow", init=str(base), width=0.0625), log=lambda m: None)
     relabelled = tmp_path / "relabelled.safetensors"
     save_checkpoint(relabelled, start.build_model(), [f"x{i}" for i in range(len(start.labels))])
