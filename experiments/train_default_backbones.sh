@@ -3,8 +3,8 @@
 # real audio the teacher labelled (experiments/get_audio.sh + experiments/teacher_musicnn.py):
 # soft MagnaTagATune tags (BCE on overlap-weighted window probabilities) plus the teacher's
 # penultimate (200) and pooled (1506) features regressed from the student's levels.
-# Width 0.25 (the widest that keeps the default model at >= 300x real time with int8 on a
-# 2-core CPU), Adam, batch 64, bf16 autocast (AMX / AVX512-BF16), seed 0, one thread each: the
+# Width 0.25 (the shipped model's; up to 0.375 keeps the default model at >= 300x real time with
+# int8 on a 2-core CPU: benchmarks/results/width_speed.json), Adam, batch 64, bf16 autocast (AMX / AVX512-BF16), seed 0, one thread each: the
 # four runs (three scales + the tags-only control of 3^9) share a 2-core machine.
 # Held out of training: mer4q valid (model selection) and mer4q test (teacher agreement).
 # Long runs: re-run this script; every run continues where it stopped (--resume).
