@@ -150,7 +150,7 @@ def stage_chain(training: dict, width: float) -> list[dict]:
         chain.insert(0, {"training": json.loads(metadata.get("training", "{}")), "width": json.loads(metadata["config"])["width"],
                          "run": str(Path(init).parent)})  # fmt: skip
     out = re.search(r"--out (\S+)", training.get("command") or "")
-    chain[-1]["run"] = str(Path(out.group(1)).parent / Path(out.group(1)).name) if out else None
+    chain[-1]["run"] = out.group(1) if out else None  # the last stage's folder: its command's --out
     for i, stage in enumerate(chain):
         before = chain[i - 1] if i else None
         if before is None:
