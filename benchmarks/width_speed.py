@@ -13,8 +13,8 @@ default model's goal (issues #15, #16) is >= 3x musicnn's throughput with int8 o
 them is the size to train. This VM's speed moves by a third between sessions, so the ratio to
 musicnn measured in the same rounds is the one that carries over.
 
-    python -m samplecnn.benchmarks.width_speed [--width 0.25 --width 0.375 --width 0.5] [--songs 6] [--rounds 3] \
-        [--out benchmarks/results/width_speed.json]
+    python -m samplecnn.benchmarks.width_speed [--width 0.25 --width 0.375 --width 0.5] [--songs 24] [--rounds 3] \
+        [--workdir DIR] [--out benchmarks/results/width_speed.json]
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from . import musicnn_speed
 from ..runtime.bundle import Bundle
 from ..runtime.tagger import default_bundle_path
 from .common import (
-    machine_info, paired_ratio, random_checkpoints, round_order, run_child, song_paths, spread, write_json, cached_bundle,
+    DEFAULT_WORKDIR, cached_bundle, machine_info, paired_ratio, random_checkpoints, round_order, run_child, song_paths, spread,
+    write_json,
 )  # fmt: skip
 
 GOAL_X_REALTIME_INT8 = 300.0
 GOAL_VS_MUSICNN = 3.0
-WORKDIR = Path.home() / ".cache" / "samplecnn" / "bench"
 
 
 def _figure(figure: dict | None, digits: int = 2) -> str:
@@ -44,13 +44,15 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=24, help="mer4q test songs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", action="append", help="default: fp32 and int8")
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="cache of checkpoints and bundles (samplecnn bench's)")
     parser.add_argument("--out", default="benchmarks/results/width_speed.json")
     args = parser.parse_args()
     widths = sorted(args.width or [0.25, 0.375, 0.5])
     precisions = args.precision or ["fp32", "int8"]
     info = machine_info()
     scales = tuple(s.name for s in Bundle.load(default_bundle_path()).spec.scales)
-    bundles = {w: cached_bundle(WORKDIR, f"width_w{w:g}", random_checkpoints(WORKDIR, scales, w)) for w in widths}
+    workdir = Path(args.workdir)
+    bundles = {w: cached_bundle(workdir, f"width_w{w:g}", random_checkpoints(workdir, scales, w)) for w in widths}
     paths = song_paths(args.songs)
     runs = {(w, p): [] for w in widths for p in precisions}
     musicnn, absent = [], musicnn_speed.absent_reason()

@@ -221,8 +221,7 @@ STAGE_TEXT = {
 }
 
 
-def training_section(manifest: dict) -> list[str]:
-    chains = _chains(manifest)
+def training_section(manifest: dict, chains: dict[str, list[dict]]) -> list[str]:
     lines = ["## Backbones: how they were distilled", ""]
     lines += ["ROC-AUC / PR-AUC here are teacher agreement with MTT_musicnn: each held-out song's top-5 teacher tags are its "
               "positives (valid: mer4q valid, 82 songs; test: mer4q test, 208 songs).", ""]
@@ -337,7 +336,6 @@ def main() -> None:
     minutes = [train_minutes(chain) for chain in chains.values()]
     train_time = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per backbone" if minutes else "an unrecorded time"
     labels = [stage["label"] for stage in next(iter(chains.values()), [])[1:]]
-    tuned = "msd" if "+ MSD features" in labels else None
     later = {"+ MSD features": "Then each was fine-tuned to also predict, through that map, the outputs of musicnn's `MSD_musicnn` "
                                "(50 Last.fm tags, mostly genres: their probabilities, and its penultimate and pooled features), whose "
                                "features transfer to genre far better than MTT_musicnn's (see Evaluation).",
@@ -351,7 +349,7 @@ def main() -> None:
                 "teacher's song-level probabilities of the same audio)") if msd else ""
     msd_vocabulary = (" and, with `msd`, the Last.fm vocabulary of the Million Song Dataset (rock, indie, electronic, "
                       "Hip-Hop, jazz, 80s, chillout, ...; it has no classical tag)") if msd else ""
-    msd_targets = ", ".join(x for x in ("in stage 2" if tuned == "msd" else "", "for the `msd` head" if msd else "") if x)
+    msd_targets = ", ".join(x for x in ("in a training stage" if "+ MSD features" in labels else "", "for the `msd` head" if msd else "") if x)
     intro = INTRO
     for key, value in sizes(bundle, manifest).items():
         intro = intro.replace(key, value)
@@ -360,7 +358,7 @@ def main() -> None:
              DATA.replace("{msd_targets}", f" and, {msd_targets}, `MSD_musicnn`" if msd_targets else "")]
     lines += sources_section(args.sources)
     lines += evaluation_section(args.evaluation)
-    lines += training_section(manifest)
+    lines += training_section(manifest, chains)
     lines += heads_section(bundle)
     if args.ablation:
         lines += ["## Ablation (levels x scales, test split)", ""]

@@ -32,7 +32,7 @@ class WidenError(ValueError):
 
 
 def widen_check(old: BackboneConfig, new: BackboneConfig) -> None:
-    """Raise WidenError unless ``new`` is ``old`` at a width whose channels are multiples of ``old``'s."""
+    """Raise WidenError unless ``new`` is ``old`` at a width where no layer is narrower."""
     if dataclasses.replace(old, width=new.width) != new:
         raise WidenError(f"only the width may differ: {old} vs {new}")
     for c_old, c_new in zip(old.block_channels, new.block_channels):
