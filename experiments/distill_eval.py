@@ -146,7 +146,9 @@ def group_folds(labels: np.ndarray, groups: list[str], seed: int) -> np.ndarray:
         by_group.setdefault(group, []).append(item)
     for group in sorted(unique, key=lambda g: -len(by_group[g])):  # big groups first, ties in shuffled order
         members = by_group[group]
-        cls = classes.index(max(set(labels[members]), key=list(labels[members]).count))
+        # the group's most frequent class; ties go to the first class in sorted order (iterating
+        # a set of strings instead followed PYTHONHASHSEED, so folds changed between processes)
+        cls = classes.index(max(sorted(set(labels[members])), key=list(labels[members]).count))
         fold = int(np.argmin(counts[:, cls] + 1e-3 * counts.sum(axis=1)))
         fold_of[group] = fold
         counts[fold, cls] += len(members)
