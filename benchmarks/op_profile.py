@@ -1,12 +1,14 @@
-"""Where a backbone graph spends its time: onnxruntime's profiler, per node, with each
+"""Where a backbone graph spends its time: the engine's own profiler, per node, with each
 convolution's FLOPs and achieved GFLOP/s, so a missed target can be traced to layers.
 
-    python -m samplecnn.benchmarks.op_profile BUNDLE [--scale 3^9] [--precision fp32] [--batch 8] [--threads 2]
+    python -m samplecnn.benchmarks.op_profile BUNDLE [--engine ort|openvino] [--scale 3^9] [--precision fp32] [--batch 8] [--threads 2]
 
-Sessions are built with the runtime's own options (``runtime.backends.ort``: all graph
-optimisations, the shared CPU arena), so the profile is the one ``samplecnn infer`` runs. Convolution nodes (Conv, the NCHWc
-Conv, QLinearConv, ...) are matched in execution order to the backbone's layers (stem, blocks
-1..n, the 1x1 conv), whose FLOPs come from the bundle's config.
+onnxruntime sessions are built with the runtime's own options (``runtime.backends.ort``: all
+graph optimisations, the shared CPU arena); OpenVINO models are compiled by the runtime's
+backend (``runtime.backends.openvino``, its precision hint and threads) with its per-node
+performance counters on. So the profile is the one ``samplecnn infer`` runs. Convolution nodes
+(Conv, the NCHWc Conv, QLinearConv, OpenVINO's Convolution, ...) are matched in execution order
+to the backbone's layers (stem, blocks 1..n, the 1x1 conv), whose FLOPs come from the bundle's config.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 
 from .common import real_segments
 
-CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "NchwcConv"}
+CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "NchwcConv", "Convolution"}  # the last: OpenVINO's
+ENGINES = ("ort", "openvino")
 
 
 def layer_flops(config: dict) -> list[tuple[str, int]]:
@@ -39,8 +42,37 @@ def layer_flops(config: dict) -> list[tuple[str, int]]:
     return rows
 
 
-def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int = 3) -> dict:
+def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int = 3, engine: str = "ort") -> dict:
     """Per-node and per-op-type time (ms per segment, median over ``runs`` after one warm-up)."""
+    if engine not in ENGINES:
+        raise SystemExit(f"--engine {engine!r}: one of {', '.join(ENGINES)}")
+    profiler = _openvino_nodes if engine == "openvino" else _ort_nodes
+    spec, nodes = profiler(bundle_path, scale, precision, batch, threads, runs)
+    return {"engine": engine, **_summary(bundle_path, spec, nodes, scale, precision, batch, threads)}
+
+
+def _openvino_nodes(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int):
+    """OpenVINO's performance counters per node (its executed kernel in ``kernel``), per run."""
+    from samplecnn.runtime.backends.openvino import OpenVinoBackend
+    from samplecnn.runtime.bundle import Bundle
+
+    bundle = Bundle.load(bundle_path)
+    spec = bundle.scale(scale)
+    data = real_segments(spec.segment_samples, batch)
+    with OpenVinoBackend(bundle, spec, precision=precision, threads=threads, cache=False, perf_counts=True) as backend:
+        per_run = []
+        for _ in range(runs + 1):
+            backend.infer(data)
+            per_run.append([(p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6)
+                            for p in backend.request.profiling_info if p.status.name == "EXECUTED"])
+    runs_nodes = per_run[1:]  # drop the warm-up run
+    nodes = [{"node": name, "op": op, "kernel": kernel, "ms_per_segment": float(np.median([r[i][3] for r in runs_nodes])) / 1e3 / batch}
+             for i, (name, op, kernel, _) in enumerate(runs_nodes[0])]
+    return spec, nodes
+
+
+def _ort_nodes(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int):
+    """onnxruntime's profiler: kernel time per node, per run."""
     import onnxruntime as ort
 
     from samplecnn.runtime.backends.ort import session_options
@@ -64,6 +96,10 @@ def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: i
     for position, event in enumerate(runs_nodes[0]):
         us = float(np.median([r[position]["dur"] for r in runs_nodes]))
         nodes.append({"node": event["name"][: -len("_kernel_time")], "op": event["args"].get("op_name"), "ms_per_segment": us / 1e3 / batch})
+    return spec, nodes
+
+
+def _summary(bundle_path: str, spec, nodes: list[dict], scale: str, precision: str, batch: int, threads: int) -> dict:
     layers = layer_flops(spec.config)
     convs = [n for n in nodes if n["op"] in CONV_OPS]
     if len(convs) == len(layers):
@@ -82,24 +118,26 @@ def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: i
 
 
 def format_profile(p: dict, top: int = 8) -> str:
-    lines = [f"profile {p['bundle']} {p['scale']} {p['precision']} batch {p['batch']} {p['threads']} thread(s): "
+    lines = [f"profile ({p.get('engine', 'ort')}) {p['bundle']} {p['scale']} {p['precision']} batch {p['batch']} {p['threads']} thread(s): "
              f"{p['kernel_ms_per_segment']} ms/segment in kernels; by op: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(p["by_op"].items())[:5])]
     for n in sorted(p["nodes"], key=lambda n: -n["share"])[:top]:
         extra = f"  {n['layer']}: {n['gflop_per_segment']} GFLOP at {n['gflops']} GFLOP/s" if "layer" in n else ""
-        lines.append(f"  {100 * n['share']:5.1f}%  {n['ms_per_segment']:8.3f} ms  {n['op']:<14}{extra}")
+        kernel = f" [{n['kernel']}]" if "kernel" in n else ""
+        lines.append(f"  {100 * n['share']:5.1f}%  {n['ms_per_segment']:8.3f} ms  {n['op']:<14}{extra}{kernel}")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle")
+    parser.add_argument("--engine", default="ort", choices=ENGINES, help="ort (onnxruntime's profiler) or openvino (its performance counters)")
     parser.add_argument("--scale", default="3^9")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="also save the profile here")
     args = parser.parse_args()
-    result = profile(args.bundle, args.scale, args.precision, args.batch, args.threads)
+    result = profile(args.bundle, args.scale, args.precision, args.batch, args.threads, engine=args.engine)
     print(format_profile(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -105,12 +105,16 @@ class OpenVinoBackend(Backend):
         threads: inference threads (default: one per CPU this process may use).
         cache_dir: compiled-model cache folder (default :func:`default_cache_dir`); ``cache=False``
             compiles every time.
+        perf_counts: turn on OpenVINO's per-node performance counters (``request.profiling_info``;
+            for profiling, benchmarks/op_profile.py). A separate compiled model: the cache key
+            covers the whole config.
     """
 
     name = "openvino"
 
     def __init__(self, bundle: Bundle | None, scale: ScaleSpec, *, precision: str = "fp32", device: str = "cpu",
-                 threads: int | None = None, cache_dir: str | Path | None = None, cache: bool = True, _graph: Path | None = None,
+                 threads: int | None = None, cache_dir: str | Path | None = None, cache: bool = True, perf_counts: bool = False,
+                 _graph: Path | None = None,
                  _graph_sha256: str | None = None) -> None:
         super().__init__(bundle, scale)
         check_choice("device", device, DEVICES)
@@ -143,6 +147,7 @@ class OpenVinoBackend(Backend):
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": "1",
             "INFERENCE_NUM_THREADS": str(self.threads),
+            **({"PERF_COUNT": "YES"} if perf_counts else {}),  # per-node times in request.profiling_info (benchmarks/op_profile.py)
         }
         self.cache = CompiledCache("openvino", cache_dir)
         self.cache_dir = self.cache.folder

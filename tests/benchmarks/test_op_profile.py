@@ -1,0 +1,45 @@
+"""benchmarks/op_profile.py: per-node profiles from onnxruntime and from OpenVINO, on the shipped
+default model (trained weights, fp32 and int8 graphs) and real clips. No timing is asserted."""
+
+from __future__ import annotations
+
+import pytest
+
+from samplecnn.benchmarks.op_profile import format_profile, layer_flops, profile
+from samplecnn.runtime.bundle import Bundle
+from samplecnn.runtime.tagger import DEFAULT_MODEL
+
+SCALE = "3^9"
+
+
+@pytest.fixture(autouse=True)
+def private_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMPLECNN_OPENVINO_CACHE", str(tmp_path / "ov-cache"))
+
+
+def _check(result: dict, engine: str, precision: str) -> list[dict]:
+    spec = Bundle.load(DEFAULT_MODEL).scale(SCALE)
+    layers = layer_flops(spec.config)
+    convs = [n for n in result["nodes"] if "layer" in n]
+    assert result["engine"] == engine and result["precision"] == precision
+    assert [n["layer"] for n in convs] == [name for name, _ in layers]  # every conv matched to its layer, in order
+    assert all(n["gflops"] > 0 and n["ms_per_segment"] >= 0 for n in convs)
+    assert abs(sum(result["by_op"].values()) - 1) < 0.01
+    assert f"({engine})" in format_profile(result)
+    return convs
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnxruntime_profile_matches_every_conv_to_its_layer(precision):
+    _check(profile(str(DEFAULT_MODEL), SCALE, precision, batch=2, threads=1, runs=1), "ort", precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_profile_names_each_layers_kernel(precision):
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'samplecnn[openvino]')")
+    convs = _check(profile(str(DEFAULT_MODEL), SCALE, precision, batch=2, threads=1, runs=1, engine="openvino"), "openvino", precision)
+    kernels = [n["kernel"].lower() for n in convs]
+    if precision == "fp32":
+        assert all(k.endswith("f32") for k in kernels), kernels  # the f32 hint: no bf16 behind the user's back
+    else:  # the int8 graph keeps its stem in float (the exactness choice of export.quantize); the rest run int8 kernels
+        assert kernels[0].endswith("f32") and all(k.endswith("i8") for k in kernels[1:]), kernels
