@@ -63,11 +63,15 @@ def _openvino_nodes(bundle_path: str, scale: str, precision: str, batch: int, th
         per_run = []
         for _ in range(runs + 1):
             backend.infer(data)
-            per_run.append([(p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6)
-                            for p in backend.request.profiling_info if p.status.name == "EXECUTED"])
-    runs_nodes = per_run[1:]  # drop the warm-up run
-    nodes = [{"node": name, "op": op, "kernel": kernel, "ms_per_segment": float(np.median([r[i][3] for r in runs_nodes])) / 1e3 / batch}
-             for i, (name, op, kernel, _) in enumerate(runs_nodes[0])]
+            per_run.append(list(backend.request.profiling_info))
+    executed = [p for p in per_run[1] if p.status.name == "EXECUTED"]  # in execution order; the warm-up run is dropped
+    times = {p.node_name: [] for p in executed}
+    for run in per_run[1:]:
+        for p in run:
+            if p.node_name in times:
+                times[p.node_name].append(p.real_time.total_seconds() * 1e6)
+    nodes = [{"node": p.node_name, "op": p.node_type, "kernel": p.exec_type, "ms_per_segment": float(np.median(times[p.node_name])) / 1e3 / batch}
+             for p in executed]
     return spec, nodes
 
 
