@@ -44,8 +44,9 @@ def layer_flops(config: dict) -> list[tuple[str, int]]:
 
 def profile(bundle_path: str, scale: str, precision: str, batch: int, threads: int, runs: int = 3, engine: str = "ort") -> dict:
     """Per-node and per-op-type time (ms per segment, median over ``runs`` after one warm-up)."""
-    if engine not in ENGINES:
-        raise SystemExit(f"--engine {engine!r}: one of {', '.join(ENGINES)}")
+    from samplecnn.runtime.backends.base import check_choice
+
+    check_choice("engine", engine, ENGINES)
     profiler = _openvino_nodes if engine == "openvino" else _ort_nodes
     spec, nodes = profiler(bundle_path, scale, precision, batch, threads, runs)
     return {"engine": engine, **_summary(bundle_path, spec, nodes, scale, precision, batch, threads)}

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import distill_eval as de
 from samplecnn.runtime import Tagger
 from samplecnn.runtime.audio import load_audio
+from samplecnn.runtime.heads import song_vector
 from samplecnn.trainer.targets import read_teacher_labels
 BUNDLE = str(ROOT / "runtime" / "default_model")
 CACHE = str(Path.home() / ".cache/samplecnn/features")
@@ -27,7 +28,8 @@ tasks = de.transfer_tasks()
 judged = {r["path"] for r in tasks["mer4q_genre"][0]}
 
 def vec(levels):
-    return np.concatenate([levels[s][k] for s in levels for k in sorted(levels[s])])
+    """The song vector "all" of distill_eval.song_features: every scale in turn, its levels in order."""
+    return song_vector(levels, list(levels), sorted(next(iter(levels.values()))))
 
 # fit items: (source, index, start, length, audio spec)
 items = []
@@ -69,10 +71,11 @@ X = np.stack(X); Y = {k: np.stack(v) for k, v in Y.items()}
 print("extracted", X.shape, time.time() - t0, flush=True)
 
 mu, sd = X.mean(0), X.std(0) + 1e-6
+Z = (X - mu) / sd
+gram = Z.T @ Z  # shared by every ridge fit below
 def ridge(lam, y):
-    Z = (X - mu) / sd
     ym = y.mean(0)
-    W = np.linalg.solve(Z.T @ Z + lam * len(Z) * np.eye(Z.shape[1]), Z.T @ (y - ym))
+    W = np.linalg.solve(gram + lam * len(Z) * np.eye(Z.shape[1]), Z.T @ (y - ym))
     return lambda x: ((x - mu) / sd) @ W + ym
 res = {}
 for task, (rows, col, gcol, _) in tasks.items():
