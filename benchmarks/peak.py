@@ -9,9 +9,14 @@ figures are); the peak is the best GEMM of its precision:
 
 - fp32: numpy's BLAS, onnxruntime's MatMul (MLAS), torch.mm (MKL) and OpenVINO's MatMul, on
   square and convolution-shaped GEMMs;
-- int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; VNNI/AMX where the CPU has them);
-- bf16 (CPUs with avx512_bf16 / amx_bf16, OpenVINO installed): OpenVINO's MatMul with the bf16
-  precision hint, square and conv-shaped.
+- int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; VNNI/AMX where the CPU has them) and
+  ``torch._int_mm`` (s8 x s8 -> s32, oneDNN);
+- bf16 (CPUs with avx512_bf16 / amx_bf16): OpenVINO's MatMul with the bf16 precision hint and
+  torch.mm on bf16 tensors (oneDNN), square and conv-shaped.
+
+Each library's kernels win on some CPU and lose on another: on an AMD EPYC (Zen 4, no AMX)
+torch's oneDNN bf16 and int8 GEMMs ran 14% and 30% above OpenVINO's bf16 MatMul and
+onnxruntime's MatMulInteger, and without them the backbones' convolutions ran above "the peak".
 
 Run alone:
 
@@ -112,18 +117,30 @@ def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
     return _rate(shape, times)
 
 
-def _torch_gemms(threads: int, seconds: float) -> dict[str, float]:
-    """torch.mm (MKL sgemm on x86 wheels), when torch is installed: often the best 2-thread GEMM."""
+def _torch_gemms(threads: int, seconds: float, precisions: tuple[str, ...]) -> dict[str, float]:
+    """torch's GEMMs, when torch is installed: torch.mm fp32 (MKL sgemm on x86 wheels; often the best
+    2-thread fp32 GEMM), torch.mm bf16 and ``torch._int_mm`` int8 (oneDNN: AVX512-BF16 / VNNI / AMX)."""
     try:
         import torch
     except ImportError:
         return {}
     torch.set_num_threads(threads)
     out = {}
-    for m, k, n in FP32_SHAPES[1:3]:
-        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        times = time_calls(lambda: torch.mm(a, b, out=c), min_seconds=seconds, min_calls=3)
-        out[f"torch.mm fp32 {m}x{k}x{n}"] = round(_rate((m, k, n), times), 1)
+    for precision in precisions:
+        shapes = ((INT8_SIZE,) * 3,) if precision == "int8" else FP32_SHAPES[1:3]
+        for m, k, n in shapes:
+            if precision == "int8":
+                a, b = torch.randint(-128, 128, (m, k), dtype=torch.int8), torch.randint(-128, 128, (k, n), dtype=torch.int8)
+                call, name = (lambda: torch._int_mm(a, b)), f"torch._int_mm int8 {m}x{k}x{n}"
+            else:
+                dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+                a, b, c = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype), torch.empty(m, n, dtype=dtype)
+                call, name = (lambda: torch.mm(a, b, out=c)), f"torch.mm {precision} {m}x{k}x{n}"
+            try:
+                times = time_calls(call, min_seconds=seconds, min_calls=3)
+            except RuntimeError:  # a kernel this torch build lacks on this CPU: not a candidate
+                continue
+            out[name] = round(_rate((m, k, n), times), 1)
     return out
 
 
@@ -152,8 +169,8 @@ def child(spec: dict) -> dict:
             bf16 = _openvino_gemm(shape, "bf16", threads, seconds / 2)
             if bf16 is not None:
                 detail[f"openvino MatMul bf16 {name}"] = round(bf16, 1)
-    if "fp32" in wanted:
-        detail.update(_torch_gemms(threads, seconds / 2))  # last: its OpenMP pool would spin under the others
+    torch_precisions = tuple(p for p in wanted if p != "bf16" or native_bf16)
+    detail.update(_torch_gemms(threads, seconds / 2, torch_precisions))  # last: its OpenMP pool would spin under the others
     return {"threads": threads, **peaks_of(detail), "detail": detail}
 
 

@@ -248,6 +248,50 @@ def test_readme_markers_must_appear_once_in_order():
         readme_tables.render(f"{readme_tables.END}\n{readme_tables.BEGIN}\n", _suite_result())
 
 
+def _epyc(result: dict) -> dict:
+    simd = [f for f in result["machine"]["simd"] if not f.startswith("amx")]
+    return {**result, "machine": {**result["machine"], "cpu": "AMD EPYC", "simd": simd}}
+
+
+def test_each_saved_run_renders_into_its_own_readme_section():
+    """A second machine's run (another CPU) gets its own section, filled from its own file only."""
+    spr, epyc = _suite_result(), _epyc(_suite_result())
+    other = readme_tables.bench_marker("bench_amd_epyc.json")
+    readme = f"x\n{readme_tables.BEGIN}\nSTALE-1\n{readme_tables.END}\ny\n{other}\nSTALE-2\n{readme_tables.END}\nz\n"
+    assert readme_tables.bench_sections(readme) == ["bench.json", "bench_amd_epyc.json"]
+    rendered = readme_tables.render(readme_tables.render(readme, spr), epyc, "bench_amd_epyc.json")
+    first, second = rendered.split(other)
+    assert suite.markdown(spr) in first and "AMD EPYC" not in first and first.endswith(f"{readme_tables.END}\ny\n")
+    assert suite.markdown(epyc) in second and "AMX **no**" in second and second.endswith(f"{readme_tables.END}\nz\n")
+    assert "STALE" not in rendered
+    for broken in (f"{readme_tables.BEGIN}\n{other}\n{readme_tables.END}\n",  # a section without its own end
+                   f"{readme_tables.BEGIN}\n{readme_tables.END}\n{readme_tables.BEGIN}\n{readme_tables.END}\n"):  # one run twice
+        with pytest.raises(SystemExit, match="one pair of markers per saved run"):
+            readme_tables.bench_sections(broken)
+
+
+def test_readme_tables_command_fills_every_section_from_its_file_and_checks(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "bench.json").write_text(json.dumps(_suite_result()))
+    (tmp_path / "bench_amd_epyc.json").write_text(json.dumps(_epyc(_suite_result())))
+    (tmp_path / "catalogue.json").write_text("{}")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{readme_tables.BEGIN}\n{readme_tables.END}\n{readme_tables.bench_marker('bench_amd_epyc.json')}\n{readme_tables.END}\n")
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "samplecnn.benchmarks.readme_tables", "--json", str(tmp_path / "bench.json"),
+                               "--catalogue-json", str(tmp_path / "catalogue.json"), "--readme", str(readme), *extra],
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("--check").returncode == 1  # out of date
+    assert run().returncode == 0
+    text = readme.read_text()
+    assert text.count("AMD EPYC") == 1 and text.count("synthetic") == 1 and text.index("synthetic") < text.index("AMD EPYC")
+    assert run("--check").returncode == 0
+
+
 def test_format_figure_is_the_one_console_form_of_a_spread():
     from samplecnn.benchmarks.common import format_figure, spread
 
