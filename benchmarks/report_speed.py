@@ -1,17 +1,17 @@
 """Time and peak memory of `samplecnn report` on large synthetic results files.
 
 Writes ROWS (default 100,000) synthetic song rows shaped like the default model's output
-(heads backbone / quadrant / instruments with 50 / 4 / 11 labels, top-5 per head, durations of
-10 s .. 10 min) in each format, then builds the report of each in a fresh child process and
+(its heads and labels, top-5 per head, its embedding width, read from the installed bundle;
+durations of 10 s .. 10 min) in each format, then builds the report of each in a fresh child process and
 records wall and CPU seconds (the child's and its forked JSON Lines reader's) and peak RSS
 (VmHWM) of the child, and of the reader when one ran (its figure counts the pages it shares
 with the child at the fork). Formats:
 
 - ``jsonl``: `samplecnn infer --out x.jsonl` rows, no embeddings;
-- ``jsonl+emb``: the same with a 960-float embedding per row (the default model's width; not
-  in the default set: the file is 1 GB per 100,000 rows);
+- ``jsonl+emb``: the same with the default model's embedding per row (not in the default set:
+  the file is over 1 GB per 100,000 rows);
 - ``csv``: `samplecnn infer --out x.csv` rows, no embeddings;
-- ``parquet+emb``: catalogue rows (runtime/catalogue_store layout) with 960-float embeddings
+- ``parquet+emb``: catalogue rows (runtime/catalogue_store layout) with embeddings
   and 1% failed songs in an errors table (needs pyarrow; skipped without it).
 
 Scores are random (a few strong tags per song), so the figures measure reading and drawing,
@@ -39,21 +39,20 @@ from .common import RESULTS, machine_info, report_child, run_child, write_json
 
 FORMATS = ("jsonl", "jsonl+emb", "csv", "parquet+emb")
 DEFAULT_FORMATS = ("jsonl", "csv", "parquet+emb")  # jsonl+emb: a 1 GB file per 100,000 rows, minutes to write
-EMBEDDING_DIM = 960  # 3 scales x (last three levels) of the default model (width 0.25)
 CHUNK = 5000  # rows generated and written per step (bounds the generator's memory)
 
 
-def head_labels() -> list[tuple[str, list[str]]]:
-    """The heads and labels of `samplecnn infer` with the default model (torch-free bundle
-    read): "backbone" first (the backbones' own tags), then the bundle's heads."""
+def default_model_shape() -> tuple[list[tuple[str, list[str]]], int]:
+    """(heads and labels, embedding width) of `samplecnn infer --embeddings` with the default
+    model (torch-free bundle read): "backbone" first, then the bundle's heads."""
     from samplecnn.runtime.bundle import Bundle
-    from samplecnn.runtime.tagger import BACKBONE_HEAD, default_bundle_path
+    from samplecnn.runtime.tagger import default_bundle_path, result_heads
 
     bundle = Bundle.load(default_bundle_path())
-    return [(BACKBONE_HEAD, list(bundle.backbone_labels))] + [(h.name, list(h.labels)) for h in bundle.heads]
+    return [(h, list(labels)) for h, labels in result_heads(bundle)], sum(width for *_, width in bundle.embedding_parts)
 
 
-def synthetic_chunk(rng: np.random.Generator, start: int, n: int, heads, embeddings: bool) -> dict:
+def synthetic_chunk(rng: np.random.Generator, start: int, n: int, heads, embedding_dim: int | None) -> dict:
     """Columns of ``n`` rows: paths, durations (n,), per head scores (n, L), embeddings (n, D)."""
     chunk = {
         "path": [f"catalogue/{i // 1000:03d}/song_{i:06d}.mp3" for i in range(start, start + n)],
@@ -64,8 +63,8 @@ def synthetic_chunk(rng: np.random.Generator, start: int, n: int, heads, embeddi
         logits = rng.normal(-2.5, 1.0, (n, len(labels)))
         logits[np.arange(n), rng.integers(0, len(labels), n)] += 3.5  # one strong tag per song
         chunk["scores"][name] = np.round(1 / (1 + np.exp(-logits)), 6).astype(np.float32)
-    if embeddings:
-        chunk["embedding"] = rng.standard_normal((n, EMBEDDING_DIM), np.float32) + rng.standard_normal((1, EMBEDDING_DIM), np.float32)
+    if embedding_dim:
+        chunk["embedding"] = rng.standard_normal((n, embedding_dim), np.float32) + rng.standard_normal((1, embedding_dim), np.float32)
     return chunk
 
 
@@ -74,7 +73,7 @@ def _top(scores: np.ndarray, labels: list[str], k: int = 5) -> list[list[list]]:
     return [[[labels[j], float(row[j])] for j in idx] for row, idx in zip(scores, order)]
 
 
-def write_files(folder: Path, rows: int, heads, formats: tuple[str, ...]) -> dict[str, Path]:
+def write_files(folder: Path, rows: int, heads, embedding_dim: int, formats: tuple[str, ...]) -> dict[str, Path]:
     """One synthetic results file (or catalogue folder) per format."""
     rng = np.random.default_rng(0)
     paths = {}
@@ -100,7 +99,7 @@ def write_files(folder: Path, rows: int, heads, formats: tuple[str, ...]) -> dic
     need_embedding = any(f.endswith("+emb") for f in formats)
     for part, start in enumerate(range(0, rows, CHUNK)):
         n = min(CHUNK, rows - start)
-        chunk = synthetic_chunk(rng, start, n, heads, need_embedding)
+        chunk = synthetic_chunk(rng, start, n, heads, embedding_dim if need_embedding else None)
         tops = {h: _top(chunk["scores"][h], labels) for h, labels in heads}
         for fmt in [f for f in formats if f.startswith("jsonl")]:
             lines = []
@@ -130,7 +129,7 @@ def write_files(folder: Path, rows: int, heads, formats: tuple[str, ...]) -> dic
                 for j, label in enumerate(labels):
                     columns[f"{h}:{label}"] = chunk["scores"][h][keep, j]
             flat = pa.array(chunk["embedding"][keep].ravel(), pa.float32())
-            columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, EMBEDDING_DIM)
+            columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, embedding_dim)
             pq.write_table(pa.table(columns), folder / "catalogue" / "songs" / f"part-bench-{part:05d}.parquet")
     for f in writers.values():
         f.close()
@@ -177,11 +176,13 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             print("parquet+emb skipped: pyarrow is not installed (pip install pyarrow)")
             formats = tuple(f for f in formats if f != "parquet+emb")
-    record = {"machine": machine_info(), "rows": args.rows, "embedding_dim": EMBEDDING_DIM, "results": {}}
+    heads, embedding_dim = default_model_shape()
+    record = {"machine": machine_info(), "rows": args.rows, "heads": {h: len(labels) for h, labels in heads},
+              "embedding_dim": embedding_dim, "results": {}}
     with tempfile.TemporaryDirectory(prefix="report-speed-") as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        inputs = write_files(folder, args.rows, head_labels(), formats)
+        inputs = write_files(folder, args.rows, heads, embedding_dim, formats)
         record["generate_seconds"] = round(time.perf_counter() - start, 1)
         print(f"{'format':<12} {'input MB':>9} {'seconds':>8} {'CPU s':>7} {'peak RSS MB':>14} {'songs':>8} {'failures':>9} {'HTML MB':>8}  wall s per stage")
         for fmt, path in inputs.items():
