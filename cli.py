@@ -186,6 +186,7 @@ def infer(
         segments=segments, backend=backend, device=device, precision=precision, batch_size=batch_size,
         threads=threads, decode_workers=decode_workers, max_segments=max_segments, progress=progress, plot=plot,
     )
+    _SKIP_TEARDOWN["done"] = True
     raise typer.Exit(code)
 
 
@@ -380,8 +381,32 @@ def catalogue(
     ))  # fmt: skip
 
 
+# Commands whose process may end without the interpreter's teardown (see main). `samplecnn
+# infer` has closed every output (its --out file is renamed into place, stdout and stderr are
+# flushed below) and started nothing that needs an atexit handler; tearing down numpy,
+# onnxruntime and the modules took 0.04 s of a 0.9 s cold start (full width, 2 cores).
+_SKIP_TEARDOWN = {"done": False}
+
+
 def main() -> None:
-    app()
+    """The `samplecnn` console script. After `infer` it leaves with os._exit once stdout and
+    stderr are flushed, unless a profiler or tracer (cProfile, coverage) is attached and
+    needs the normal exit; every other command exits normally."""
+    import sys
+
+    try:
+        app()
+    except SystemExit as done:
+        if _SKIP_TEARDOWN["done"] and sys.getprofile() is None and sys.gettrace() is None:
+            import os
+
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):  # a closed pipe: let the normal exit report it
+                raise done from None
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":

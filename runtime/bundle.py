@@ -78,6 +78,18 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_files(paths: list[Path]) -> list[str]:
+    """sha256 of each file, in order, hashed by one thread per CPU (hashlib releases the GIL:
+    the 29 MB of a full-width bundle take 0.028 s in one thread, about half in two; part of
+    every start)."""
+    if len(paths) < 2:
+        return [sha256_file(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1), thread_name_prefix="samplecnn-hash") as pool:
+        return list(pool.map(sha256_file, paths))
+
+
 def scale_file_stem(scale_name: str) -> str:
     """'3^9' -> 'scale_3-9' ('^' is awkward in file names)."""
     return "scale_" + scale_name.replace("^", "-")
@@ -381,11 +393,12 @@ def verify_files(root: Path, manifest: dict, spec: BundleSpec | None = None) -> 
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{root / MANIFEST}: no file hashes; re-export the bundle with `samplecnn export`")
     problems = []
+    present = [relative for relative in sorted(files) if (root / relative).is_file()]
+    digests = dict(zip(present, sha256_files([root / relative for relative in present])))
     for relative, expected in sorted(files.items()):
-        path = root / relative
-        if not path.is_file():
+        if relative not in digests:
             problems.append(f"missing file {relative}")
-        elif sha256_file(path) != expected:
+        elif digests[relative] != expected:
             problems.append(f"{relative} does not match its sha256 in the manifest (modified or corrupted)")
     for relative in (spec or BundleSpec.from_dict(manifest, root / MANIFEST)).files():
         if relative not in files:

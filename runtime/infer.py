@@ -10,7 +10,7 @@ from .backends import BackendError
 from .bundle import BundleError
 from .outputs import OutputError, ResultWriter, done_paths, format_table, resume_key, table_header
 from .progress import Progress
-from .tagger import Tagger, expand_inputs
+from .tagger import Tagger, check_positive, expand_inputs
 
 EXIT_OK, EXIT_FAILED_SONGS, EXIT_USAGE = 0, 1, 2
 
@@ -76,6 +76,7 @@ def infer(
         return EXIT_USAGE
     writer = plots = None
     try:
+        check_positive("top_k", top_k, allow_none=False)  # before any song: Tagger.tag checks it only when the first result is made
         if plot is not None:
             from .plot import Taggrams
 

@@ -196,3 +196,25 @@ def test_package_face_is_lazy_and_torch_free(tiny_bundle, music_files):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"  # torch only once a training entry point is used
+
+
+@pytest.mark.parametrize("broken", [("2^14", "3^9"), ("3^9",)])
+def test_a_scale_that_cannot_open_stops_the_tagger_with_the_first_failing_scale_named(tiny_bundle, tmp_path, monkeypatch, broken):
+    # The scales open concurrently on cpu; the error is still the first failing scale's, in
+    # bundle order, and the tagger's other sessions are closed (a new tagger opens normally).
+    from samplecnn.runtime.backends import BackendError
+
+    monkeypatch.setenv("SAMPLECNN_ONNXRUNTIME_CACHE", str(tmp_path / "cache"))
+    bundle_dir = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle_dir)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    for scale in manifest["scales"]:
+        if scale["name"] in broken:
+            (bundle_dir / scale["models"]["fp32"]).write_bytes(b"not an onnx graph" * 100)
+    write_manifest_atomically(bundle_dir, manifest)  # hashes match: only the graphs are bad
+    first = "scale_" + broken[0].replace("^", "-")
+    for _ in range(3):
+        with pytest.raises(BackendError, match=rf"could not load .*{first}\.fp32\.onnx"):
+            Tagger(bundle_dir)
+    with Tagger(tiny_bundle) as tagger:
+        assert sorted(tagger.backends) == ["2^14", "3^9"]
