@@ -38,18 +38,23 @@ def test_infer_delivers_every_row_and_the_exit_code_through_pipes(tiny_bundle, m
     assert bad_option.returncode == 2 and "top_k" in bad_option.stderr
 
 
-def test_infer_skips_teardown_but_not_under_a_profiler(tiny_bundle, music_files, tmp_path):
+def test_infer_skips_teardown_but_runs_atexit_handlers_and_not_under_a_profiler(tiny_bundle, music_files, tmp_path):
+    # A wrapper's atexit handler still runs (benchmarks/pipeline_profile.py reports VmHWM from
+    # one); an object left in __main__ is not torn down after `infer` (os._exit), but is after
+    # any other command (normal exit).
     song = str(music_files["sorohanro_solo_trumpet_06"])
-    marker = tmp_path / "atexit-ran"
-    with_handler = [sys.executable, "-c",
-                    f"import atexit, sys; atexit.register(lambda: open({str(marker)!r}, 'w').close()); "
-                    "from samplecnn.cli import main; sys.argv[0] = 'samplecnn'; main()"]
-    done = _run(with_handler + ["infer", "--bundle", str(tiny_bundle), "--no-progress", song], tmp_path)
+    at_exit, torn_down = tmp_path / "atexit-ran", tmp_path / "teardown-ran"
+    wrapper = [sys.executable, "-c",
+               f"import atexit, sys\natexit.register(lambda: open({str(at_exit)!r}, 'w').close())\n"
+               f"class Witness:\n    def __del__(self, open=open): open({str(torn_down)!r}, 'w').close()\n"
+               "witness = Witness()\nfrom samplecnn.cli import main\nsys.argv[0] = 'samplecnn'\nmain()\n"]
+    done = _run(wrapper + ["infer", "--bundle", str(tiny_bundle), "--no-progress", song], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert not marker.exists()  # ended with os._exit once its output was flushed
     assert "tagged 1 of 1 songs" in done.stderr
-    other = _run(with_handler + ["summary", "3^9"], tmp_path)  # every other command exits normally
-    assert other.returncode == 0 and marker.exists()
+    assert at_exit.exists() and not torn_down.exists()
+    at_exit.unlink()
+    other = _run(wrapper + ["summary", "3^9"], tmp_path)
+    assert other.returncode == 0 and at_exit.exists() and torn_down.exists()
 
     profile = tmp_path / "infer.prof"
     profiled = _run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "samplecnn.cli",
