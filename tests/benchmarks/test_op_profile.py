@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from samplecnn.benchmarks.op_profile import format_profile, layer_flops, profile
+from samplecnn.benchmarks.op_profile import calls_from_running_averages, format_profile, layer_flops, profile
 from samplecnn.runtime.bundle import Bundle
 from samplecnn.runtime.tagger import DEFAULT_MODEL
 
@@ -43,3 +43,12 @@ def test_openvino_profile_names_each_layers_kernel(precision):
         assert all(k.endswith("f32") for k in kernels), kernels  # the f32 hint: no bf16 behind the user's back
     else:  # the int8 graph keeps its stem in float (the exactness choice of export.quantize); the rest run int8 kernels
         assert kernels[0].endswith("f32") and all(k.endswith("i8") for k in kernels[1:]), kernels
+
+
+def test_openvino_running_averages_become_each_calls_own_time():
+    # OpenVINO's CPU counters hold a node's mean over every call so far; a slow first call
+    # (26 ms) then 0.5 ms calls read as 26, 13.25, 9, 6.875 ... and must come back as the calls.
+    calls = [26.0, 0.5, 0.5, 0.5]
+    averages = [sum(calls[:n]) / n for n in range(1, len(calls) + 1)]
+    assert calls_from_running_averages(averages) == pytest.approx(calls)
+    assert calls_from_running_averages([3.0, 1.0]) == [3.0, 0.0]  # whole-microsecond rounding: clipped at 0, never negative
