@@ -62,7 +62,7 @@ def _openvino_nodes(bundle_path: str, scale: str, precision: str, batch: int, th
     data = real_segments(spec.segment_samples, batch)
     with OpenVinoBackend(bundle, spec, precision=precision, threads=threads, cache=False, perf_counts=True) as backend:
         per_run = []
-        for _ in range(runs + 1):  # the first calls after compiling are the compiled model's first
+        for _ in range(runs + 1):  # call 1 is the compiled model's first: counted in every running average
             backend.infer(data)
             per_run.append(list(backend.request.profiling_info))
     executed = [p for p in per_run[1] if p.status.name == "EXECUTED"]  # in execution order

@@ -421,7 +421,8 @@ def write_manifest(root: str | Path, spec: BundleSpec) -> dict:
     missing = [rel for rel in spec.files() if not (root / rel).is_file()]
     if missing:
         raise BundleError(f"cannot write {root / MANIFEST}: it names files that are not there: {missing}")
-    manifest["files"] = {rel: sha256_file(root / rel) for rel in sorted(spec.files())}
+    names = sorted(spec.files())
+    manifest["files"] = dict(zip(names, sha256_files([root / rel for rel in names])))
     with atomic_path(root / MANIFEST) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=False)
         f.write("\n")

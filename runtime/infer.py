@@ -10,7 +10,7 @@ from .backends import BackendError
 from .bundle import BundleError
 from .outputs import OutputError, ResultWriter, done_paths, format_table, resume_key, table_header
 from .progress import Progress
-from .tagger import Tagger, check_positive, expand_inputs
+from .tagger import Tagger, expand_inputs
 
 EXIT_OK, EXIT_FAILED_SONGS, EXIT_USAGE = 0, 1, 2
 
@@ -76,7 +76,6 @@ def infer(
         return EXIT_USAGE
     writer = plots = None
     try:
-        check_positive("top_k", top_k, allow_none=False)  # before any song: Tagger.tag checks it only when the first result is made
         if plot is not None:
             from .plot import Taggrams
 
@@ -95,6 +94,7 @@ def infer(
             bundle, backend=backend, device=device, precision=precision, batch_size=batch_size,
             threads=threads, decode_workers=decode_workers, max_segments=max_segments,
         )
+        results = tagger.tag(songs, top_k=top_k, embeddings=embeddings, segments=segments or plots is not None)  # checks top_k now
         if out is not None:
             writer = ResultWriter(out, resume=resume, overwrite=overwrite, segments=segments)
     except (BundleError, BackendError, OutputError, ValueError) as exc:  # PlotError is a ValueError
@@ -111,7 +111,7 @@ def infer(
         with tagger:
             if table and songs:
                 print(table_header(), file=stdout, flush=True)
-            for result in tagger.tag(songs, top_k=top_k, embeddings=embeddings, segments=segments or plots is not None):
+            for result in results:
                 if result.ok and plots is not None:
                     try:
                         plots.save(result)

@@ -120,7 +120,7 @@ class SongResult:
         return row
 
 
-def check_positive(name: str, value: int | None, allow_none: bool = True) -> None:
+def _check_positive(name: str, value: int | None, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
     if not isinstance(value, int) or value < 1:
@@ -155,7 +155,7 @@ class Tagger:
         max_segments: int | None = None,
     ) -> None:
         for name, value in (("batch_size", batch_size), ("threads", threads), ("decode_workers", decode_workers), ("max_segments", max_segments)):
-            check_positive(name, value)
+            _check_positive(name, value)
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle if bundle is not None else default_bundle_path())
         self.backend_name, self.backend_choice = resolve_backend(self.bundle, backend, device, precision)
         self.device, self.precision = device, precision
@@ -182,21 +182,21 @@ class Tagger:
         and raises its error (the first in scale order)."""
         scales = self.bundle.scales
 
-        def open_one(scale: ScaleSpec) -> Backend:
-            return open_backend(self.bundle, scale, self.backend_name, device=self.device, precision=self.precision, threads=self.threads)
+        def attempt(scale: ScaleSpec) -> tuple[Backend | None, BaseException | None]:
+            try:
+                return open_backend(self.bundle, scale, self.backend_name, device=self.device, precision=self.precision, threads=self.threads), None
+            except BaseException as exc:  # noqa: BLE001 - the others are closed and it is re-raised below
+                return None, exc
 
-        if self.device != "cpu" or len(scales) == 1:
+        if self.device == "cpu" and len(scales) > 1:
+            with ThreadPoolExecutor(max_workers=len(scales), thread_name_prefix="samplecnn-open") as pool:
+                outcomes = list(pool.map(attempt, scales))
+        else:  # a GPU backend stays on the calling thread (its CUDA context); stop at the first failure
             outcomes = []
             for scale in scales:
-                try:
-                    outcomes.append((open_one(scale), None))
-                except BaseException as exc:  # noqa: BLE001 - closed and re-raised below
-                    outcomes.append((None, exc))
+                outcomes.append(attempt(scale))
+                if outcomes[-1][1] is not None:
                     break
-        else:
-            with ThreadPoolExecutor(max_workers=len(scales), thread_name_prefix="samplecnn-open") as pool:
-                futures = [pool.submit(open_one, scale) for scale in scales]
-            outcomes = [(None, f.exception()) if f.exception() is not None else (f.result(), None) for f in futures]
         error = next((exc for _, exc in outcomes if exc is not None), None)
         for scale, (backend, _) in zip(scales, outcomes):
             if backend is not None:
@@ -231,11 +231,11 @@ class Tagger:
         """Tag songs: yields one :class:`SongResult` per input, in input order.
 
         ``top_k``: tags per head in ``top``; ``embeddings``: attach the (D,) song vector;
-        ``segments``: attach the per-segment backbone tag series.
+        ``segments``: attach the per-segment backbone tag series. A bad ``top_k`` raises
+        ValueError here, at the call, not when the first result is drawn.
         """
-        check_positive("top_k", top_k, allow_none=False)
-        for f in self.features(inputs, segments=segments):
-            yield self._result(f, top_k, embeddings)
+        _check_positive("top_k", top_k, allow_none=False)
+        return (self._result(f, top_k, embeddings) for f in self.features(inputs, segments=segments))
 
     def _result(self, f: SongFeatures, top_k: int, embeddings: bool) -> SongResult:
         if not f.ok:

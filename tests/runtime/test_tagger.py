@@ -218,3 +218,8 @@ def test_a_scale_that_cannot_open_stops_the_tagger_with_the_first_failing_scale_
             Tagger(bundle_dir)
     with Tagger(tiny_bundle) as tagger:
         assert sorted(tagger.backends) == ["2^14", "3^9"]
+
+
+def test_a_bad_top_k_is_refused_at_the_call_before_any_song_is_decoded(tagger, music_files):
+    with pytest.raises(ValueError, match="top_k"):
+        tagger.tag([music_files["sorohanro_solo_trumpet_06"]], top_k=0)  # not iterated: refused at the call
