@@ -9,6 +9,12 @@ torch and x musicnn, the engine pairs, cold start, and every backbone row's frac
 and x torch). Two figures agree when the larger is at most ``tolerance`` (10%) above the
 smaller. Prints the disagreeing figures, widest first, and the counts; ``--out`` saves it.
 
+A backbone ratio is a quotient of two measured figures: x torch is torch eager's time over the
+engine's, fraction of peak the engine's rate over the GEMM peak of its round. For each one
+apart, ``moved`` gives how far each of its terms moved from the first run to the second (the
+row's own time, torch eager's time on the same row, the peak), so a ratio that moved because
+torch eager or the peak did is told from one whose engine did.
+
     python -m samplecnn.benchmarks.compare_runs benchmarks/results/bench_session12_first_run.json benchmarks/results/bench.json \\
         [--tolerance 0.1] [--out benchmarks/results/compare_runs.json]
 """
@@ -19,8 +25,10 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .common import write_json
-from .suite import evaluate_targets, ratio_spreads
+from .suite import backbone_row_name, evaluate_targets, ratio_spreads
 
 TOLERANCE = 0.10
 
@@ -34,6 +42,21 @@ def figures(result: dict) -> dict[str, dict[str, float]]:
         "pipeline": {name: float(s["median"]) for name, s in pipeline if s.get("median")},
         "backbone": {name: float(s["median"]) for name, s in backbone if s.get("median")},
     }
+
+
+def backbone_terms(result: dict) -> dict[str, dict[str, float]]:
+    """{ratio name: {term: value}}: the measured figures behind each backbone ratio (median over rounds)."""
+    rows = {backbone_row_name(r): r for r in result["backbones"]["rows"]}
+    terms = {}
+    for name, r in rows.items():
+        own = {"engine ms": r["ms_per_segment"]}
+        torch = rows.get(backbone_row_name({**r, "engine": "torch eager fp32"}))
+        if torch and torch is not r:
+            terms[f"{name} speedup_vs_torch"] = {**own, "torch eager ms": torch["ms_per_segment"]}
+        peaks = [x["peak_gflops"] for x in r.get("rounds", []) if x.get("peak_gflops")]
+        if peaks:
+            terms[f"{name} fraction_of_peak"] = {**own, "peak": float(np.median(peaks))}
+    return terms
 
 
 def difference(a: float, b: float) -> float:
@@ -52,6 +75,13 @@ def compare(first: dict, second: dict, tolerance: float = TOLERANCE) -> dict:
         apart = sorted((r for r in rows if r["difference"] > tolerance), key=lambda r: -r["difference"])
         out["groups"][group] = {"compared": len(rows), "agree": len(rows) - len(apart), "apart": apart,
                                 "only_in_one": sorted(set(a[group]) ^ set(b[group]))}
+    terms_a, terms_b = backbone_terms(first), backbone_terms(second)
+    for r in out["groups"]["backbone"]["apart"]:
+        ta, tb = terms_a.get(r["name"], {}), terms_b.get(r["name"], {})
+        r["moved"] = {t: round(tb[t] / ta[t] - 1, 4) for t in ta if ta[t] and tb.get(t)}
+    apart = out["groups"]["backbone"]["apart"]
+    out["groups"]["backbone"]["apart_with_engine_time_within_tolerance"] = sum(
+        1 for r in apart if "engine ms" in r["moved"] and difference(1, 1 + r["moved"]["engine ms"]) <= tolerance)
     out["agree_on_every_figure"] = all(not g["apart"] for g in out["groups"].values())
     return out
 
@@ -60,8 +90,12 @@ def format_comparison(result: dict, first: str, second: str, show: int = 12) -> 
     lines = [f"{first} vs {second}: figures agree when the larger is at most {100 * result['tolerance']:.0f}% above the smaller"]
     for group, g in result["groups"].items():
         lines.append(f"{group}: {g['agree']} of {g['compared']} agree" + (f"; {len(g['only_in_one'])} in one run only" if g["only_in_one"] else ""))
+        if "apart_with_engine_time_within_tolerance" in g and g["apart"]:
+            lines.append(f"   of the {len(g['apart'])} apart, {g['apart_with_engine_time_within_tolerance']} had the engine's own time "
+                         f"within {100 * result['tolerance']:.0f}%: torch eager or the peak moved")
         for r in g["apart"][:show]:
-            lines.append(f"   {100 * r['difference']:5.1f}%  {r['name']}: {r['first']:g} vs {r['second']:g}")
+            moved = ", ".join(f"{t} {100 * v:+.0f}%" for t, v in r.get("moved", {}).items())
+            lines.append(f"   {100 * r['difference']:5.1f}%  {r['name']}: {r['first']:g} vs {r['second']:g}" + (f" ({moved})" if moved else ""))
         if len(g["apart"]) > show:
             lines.append(f"   ... and {len(g['apart']) - show} more")
     return "\n".join(lines)

@@ -9,6 +9,14 @@ backend (``runtime.backends.openvino``, its precision hint and threads) with its
 performance counters on. So the profile is the one ``samplecnn infer`` runs. Convolution nodes
 (Conv, the NCHWc Conv, QLinearConv, OpenVINO's Convolution, ...) are matched in execution order
 to the backbone's layers (stem, blocks 1..n, the 1x1 conv), whose FLOPs come from the bundle's config.
+
+``--peak`` also measures the GEMM peak of the profile's precision and threads (``peak.py``, a
+fresh process before and after the profile; their mean) and reads the profile against it
+(:func:`ceiling`): the backbone's fraction of that peak as profiled, and its ceiling, the fraction
+it would reach if every block convolution (the GEMM-shaped layers: blocks 1..n and the 1x1 conv)
+ran at the peak (or kept its time where it already beat the peak) while everything else (the 1-channel stem, max-pools, reorders,
+quantize, reductions, the logits) kept its measured time. A ceiling under a goal says the goal
+cannot be met by faster convolutions: only by removing or fusing the other nodes.
 """
 
 from __future__ import annotations
@@ -119,6 +127,31 @@ def _ort_nodes(bundle_path: str, scale: str, precision: str, batch: int, threads
     return spec, nodes
 
 
+BLOCK_CONV_PREFIXES = ("block ", "1x1 conv")
+
+
+def ceiling(result: dict, peak_gflops: float) -> dict:
+    """The profile against a GEMM peak: {"peak_gflops", "fraction_of_peak" (the whole backbone's
+    FLOPs over the profile's kernel time), "outside_block_convs_share" (of the kernel time),
+    "ceiling_fraction_of_peak": every block convolution at ``peak_gflops`` (or at its measured
+    time where it already ran faster than the peak), every other node as measured, and
+    "block_convs_above_peak": how many ran faster than the peak (a peak below them is no limit)}."""
+    flops = sum(n["gflop_per_segment"] for n in result["nodes"] if "layer" in n) * 1e9
+    block = [n for n in result["nodes"] if n.get("layer", "").startswith(BLOCK_CONV_PREFIXES)]
+    if not block:
+        raise ValueError("the profile's convolutions are not matched to the backbone's layers: no ceiling can be read")
+    peak = peak_gflops * 1e9
+    measured_s = [n["ms_per_segment"] / 1e3 for n in block]
+    at_peak_s = [n["gflop_per_segment"] * 1e9 / peak for n in block]
+    total_s = result["kernel_ms_per_segment"] / 1e3
+    other_s = total_s - sum(measured_s)
+    best_s = flops / peak
+    return {"peak_gflops": round(peak_gflops, 1), "fraction_of_peak": round(best_s / total_s, 3),
+            "outside_block_convs_share": round(other_s / total_s, 3),
+            "ceiling_fraction_of_peak": round(best_s / (sum(map(min, measured_s, at_peak_s)) + other_s), 3),
+            "block_convs_above_peak": sum(m < a for m, a in zip(measured_s, at_peak_s))}
+
+
 def _summary(bundle_path: str, spec, nodes: list[dict], scale: str, precision: str, batch: int, threads: int) -> dict:
     layers = layer_flops(spec.config)
     convs = [n for n in nodes if n["op"] in CONV_OPS]
@@ -137,9 +170,25 @@ def _summary(bundle_path: str, spec, nodes: list[dict], scale: str, precision: s
             "nodes": nodes}
 
 
+def measure_peak(threads: int, precision: str, seconds: float = 1.0) -> dict:
+    """This precision's GEMM peak now ({"gflops", "detail"}), from ``peak.py`` in a fresh process."""
+    from .peak import measure_precision
+
+    got = measure_precision(threads, precision, seconds)
+    if not got["gflops"]:
+        raise SystemExit(f"no {precision} GEMM runs on this machine: no peak to read the profile against")
+    return got
+
+
 def format_profile(p: dict, top: int = 8) -> str:
     lines = [f"profile ({p.get('engine', 'ort')}) {p['bundle']} {p['scale']} {p['precision']} batch {p['batch']} {p['threads']} thread(s): "
              f"{p['kernel_ms_per_segment']} ms/segment in kernels; by op: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(p["by_op"].items())[:5])]
+    if "ceiling" in p:
+        c = p["ceiling"]
+        lines.append(f"  against the {p['precision']} GEMM peak {c['peak_gflops']}: {100 * c['fraction_of_peak']:.1f}% as profiled; "
+                     f"{100 * c['outside_block_convs_share']:.1f}% of the time is outside the block convolutions, so with every block "
+                     f"convolution at the peak the backbone reaches at most {100 * c['ceiling_fraction_of_peak']:.1f}%"
+                     + (f" ({c['block_convs_above_peak']} block convolution(s) already ran above the peak)" if c["block_convs_above_peak"] else ""))
     for n in sorted(p["nodes"], key=lambda n: -n["share"])[:top]:
         extra = f"  {n['layer']}: {n['gflop_per_segment']} GFLOP at {n['gflops']} GFLOP/s" if "layer" in n else ""
         kernel = f" [{n['kernel']}]" if "kernel" in n else ""
@@ -156,9 +205,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=int, default=3, help="timed calls after one warm-up (each node's median)")
+    parser.add_argument("--peak", action="store_true", help="measure the precision's GEMM peak before and after, and read the profile against it")
     parser.add_argument("--json", help="also save the profile here")
     args = parser.parse_args()
+    peaks = [measure_peak(args.threads, args.precision)] if args.peak else []
     result = profile(args.bundle, args.scale, args.precision, args.batch, args.threads, runs=args.runs, engine=args.engine)
+    if args.peak:
+        peaks.append(measure_peak(args.threads, args.precision))
+        result["peak_rounds"] = peaks
+        result["ceiling"] = ceiling(result, float(np.mean([p["gflops"] for p in peaks])))
     print(format_profile(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -67,6 +67,11 @@ def _spread_text(figure: dict | None) -> str:
     return f"±{100 * figure['spread']:.0f}% over {len(figure['rounds'])} rounds" if figure else ""
 
 
+def backbone_row_name(row: dict) -> str:
+    """A backbone-grid row's name in reports and comparisons: engine, scale, width, threads, batch."""
+    return f"{row['engine']} {row['scale']} w{row['width']:g} {row['threads']}t b{row['batch']}"
+
+
 def ratio_spreads(result: dict) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     """([(name, spread dict)] of every pipeline and cold-start ratio, [...] of every backbone ratio)."""
     pipeline = []
@@ -78,7 +83,7 @@ def ratio_spreads(result: dict) -> tuple[list[tuple[str, dict]], list[tuple[str,
         pipeline += [(f"{b_name} {pair}", v) for pair, v in block.get("ratios", {}).items()]
         cold = block.get("cold_start") or {}
         pipeline += [(f"{b_name} cold start {k}", cold[k]) for k in ("ratio_rounds", "ratio_first_start_rounds") if cold.get(k)]
-    backbone = [(f"{r['engine']} {r['scale']} w{r['width']:g} {r['threads']}t b{r['batch']} {k.removesuffix('_rounds')}", r[k])
+    backbone = [(f"{backbone_row_name(r)} {k.removesuffix('_rounds')}", r[k])
                 for r in result["backbones"]["rows"] for k in ("fraction_of_peak_rounds", "speedup_vs_torch_rounds")
                 if r.get(k) and not (k == "speedup_vs_torch_rounds" and r["engine"].startswith("torch"))]
     return pipeline, backbone

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from samplecnn.benchmarks.compare_runs import compare, figures
 from samplecnn.benchmarks.suite import ratio_spreads
 
@@ -37,6 +39,24 @@ def test_a_ratio_moved_by_more_than_the_tolerance_is_named_with_both_values():
     assert [r["name"] for r in apart] == [f"full-width {pair}"]
     assert apart[0]["second"] == ratio["median"] and abs(apart[0]["difference"] - 0.15) < 1e-3
     assert not got["groups"]["backbone"]["apart"] and not got["agree_on_every_figure"]
+
+
+def test_a_backbone_ratio_apart_names_the_term_that_moved():
+    # torch eager 25% slower in the second run on one row of the grid; the engines' own times unchanged
+    moved = copy.deepcopy(SAVED)
+    rows = moved["backbones"]["rows"]
+    torch = next(r for r in rows if r["engine"] == "torch eager fp32" and r["threads"] == 2)
+    same = [r for r in rows if (r["scale"], r["width"], r["threads"], r["batch"]) == (torch["scale"], torch["width"], torch["threads"], torch["batch"])]
+    torch["ms_per_segment"] *= 1.25
+    for r in same:
+        if r is not torch:
+            r["speedup_vs_torch_rounds"]["median"] *= 1.25
+    got = compare(SAVED, moved)["groups"]["backbone"]
+    assert len(got["apart"]) == len(same) - 1 > 2
+    for r in got["apart"]:
+        assert r["name"].endswith("speedup_vs_torch")
+        assert r["moved"]["torch eager ms"] == pytest.approx(0.25, abs=1e-3) and r["moved"]["engine ms"] == 0
+    assert got["apart_with_engine_time_within_tolerance"] == len(got["apart"])
 
 
 def test_command_compares_the_saved_runs_and_refuses_a_file_that_is_not_a_bench_result(tmp_path):

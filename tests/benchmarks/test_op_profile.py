@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from samplecnn.benchmarks.op_profile import calls_from_running_averages, format_profile, layer_flops, profile
+from samplecnn.benchmarks.op_profile import calls_from_running_averages, ceiling, format_profile, layer_flops, profile
 from samplecnn.runtime.bundle import Bundle
 from samplecnn.runtime.tagger import DEFAULT_MODEL
 
@@ -52,3 +52,29 @@ def test_openvino_running_averages_become_each_calls_own_time():
     averages = [sum(calls[:n]) / n for n in range(1, len(calls) + 1)]
     assert calls_from_running_averages(averages) == pytest.approx(calls)
     assert calls_from_running_averages([3.0, 1.0]) == [3.0, 0.0]  # whole-microsecond rounding: clipped at 0, never negative
+
+
+def test_ceiling_puts_block_convolutions_at_the_peak_and_keeps_the_rest():
+    # 6 ms of kernels: a 1-channel stem (1 ms), block 1 at half the peak (4 ms for 2 GFLOP at 1,000 GFLOP/s), a pool (1 ms)
+    nodes = [{"op": "Conv", "layer": "stem conv (1 -> 128 ch, stride 3)", "gflop_per_segment": 0.01, "ms_per_segment": 1.0},
+             {"op": "Conv", "layer": "block 1 conv (128 -> 128 ch, 19683 frames)", "gflop_per_segment": 2.0, "ms_per_segment": 4.0},
+             {"op": "MaxPool", "ms_per_segment": 1.0}]
+    got = ceiling({"kernel_ms_per_segment": 6.0, "nodes": nodes}, 1000.0)
+    assert got["fraction_of_peak"] == pytest.approx(2.01 / 6, abs=1e-3)
+    assert got["outside_block_convs_share"] == pytest.approx(2 / 6, abs=1e-3)
+    assert got["ceiling_fraction_of_peak"] == pytest.approx(2.01 / (2 + 2), abs=1e-3)  # block 1 at the peak: 2 ms; stem and pool stay
+    assert got["block_convs_above_peak"] == 0
+    # against a peak block 1 already outran (400 GFLOP/s), block 1 keeps its 4 ms: the ceiling is what was measured
+    low = ceiling({"kernel_ms_per_segment": 6.0, "nodes": nodes}, 400.0)
+    assert low["block_convs_above_peak"] == 1 and low["ceiling_fraction_of_peak"] == low["fraction_of_peak"]
+    with pytest.raises(ValueError, match="not matched"):
+        ceiling({"kernel_ms_per_segment": 6.0, "nodes": [nodes[2]]}, 1000.0)
+
+
+def test_ceiling_of_a_real_profile_is_at_least_what_it_measured():
+    result = profile(str(DEFAULT_MODEL), SCALE, "fp32", batch=2, threads=1, runs=1)
+    peak = max(n["gflops"] for n in result["nodes"] if "layer" in n)  # a peak no block convolution exceeds
+    result["ceiling"] = got = ceiling(result, peak)
+    assert 0 < got["fraction_of_peak"] <= got["ceiling_fraction_of_peak"] <= 1
+    assert 0 < got["outside_block_convs_share"] < 1
+    assert "reaches at most" in format_profile(result)
