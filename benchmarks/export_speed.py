@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .common import DATA, random_model
+from .common import DATA, machine_info, random_model
 BATCH = 16
 
 
@@ -54,7 +52,7 @@ def main() -> None:
     from samplecnn.trainer.checkpoint import save_checkpoint
 
     model = random_model("3^9", 1.0, seed=0)
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, noisy)",
+    results: dict = {"machine": machine_info(),
                      "model": "3^9 width 1.0, 50 tags, random weights", "batch": BATCH}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -92,7 +90,8 @@ def main() -> None:
             agreement[name] = evaluate_against_fp32(bundle / scale["models"]["fp32"], path, songs, 59049)["top_k_agreement_mean"]
         results["ms_per_segment"] = {k: round(v, 2) for k, v in speed.items()}
         results["top5_agreement_by_setting"] = agreement
-    print(f"{results['model']} on {results['machine']}")
+    machine = results["machine"]
+    print(f"{results['model']} on {machine['cpu']}, {machine['cores']} cores, SIMD: {' '.join(machine['simd'])}")
     print(f"export_bundle (fp32+fp16+int8, checks included): {results['export_bundle_seconds']} s; files (MB): {results['file_mb']}")
     print(f"{'graph':<42} {'ms/segment':>10} {'top-5 agree':>11}")
     for name, ms in results["ms_per_segment"].items():

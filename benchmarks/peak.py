@@ -17,6 +17,9 @@ figures are); the peak is the best GEMM of its precision:
 Each library's kernels win on some CPU and lose on another: on an AMD EPYC (Zen 4, no AMX)
 torch's oneDNN bf16 and int8 GEMMs ran 14% and 30% above OpenVINO's bf16 MatMul and
 onnxruntime's MatMulInteger, and without them the backbones' convolutions ran above "the peak".
+On an AMD EPYC with AVX2 only (Zen 3: no AVX-512, no native bf16) ``torch._int_mm`` is a
+reference loop at 1-2 GOP/s: a first call of 512^3 says so, and it is kept at that size (one
+4096^3 call would take two minutes); bf16 is not measured there at all.
 
 Run alone:
 
@@ -38,6 +41,8 @@ from .common import report_child, run_child, time_calls
 # so a convolution can never be credited with more than 100% of what a GEMM reaches here.
 FP32_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (16384, 640, 128), (8192, 384, 128))
 INT8_SIZE = 4096  # int8 kernels are 4-20x faster; a bigger GEMM keeps each call > 10 ms
+PROBE_SIZE = 512  # a first call this size says whether a kernel is fast enough to time at full size
+MAX_CALL_SECONDS = 10.0  # real int8 kernels do 4096^3 in 0.05-3 s; a reference loop takes minutes
 PRECISIONS = ("fp32", "bf16", "int8")
 PEAK_KEY = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}
 
@@ -117,30 +122,52 @@ def _numpy_gemm(shape: tuple[int, int, int], seconds: float) -> float:
     return _rate(shape, times)
 
 
+def _slow_kernel(make_call, shape: tuple[int, int, int]) -> tuple[str, float] | None:
+    """(name, rate) of a ``PROBE_SIZE``^3 call when a call at ``shape`` would take longer than
+    ``MAX_CALL_SECONDS``: a reference loop, not a GEMM kernel (``torch._int_mm`` on a CPU without
+    AVX512-VNNI runs at 1-2 GOP/s: 3^3 calls of 4096^3 took over 15 minutes), never the peak;
+    None when the kernel is fast enough to time at ``shape``."""
+    call, name = make_call((PROBE_SIZE,) * 3)
+    times = time_calls(call, min_seconds=0.0, min_calls=1)
+    projected = times[0] * float(np.prod(shape, dtype=np.float64)) / PROBE_SIZE**3
+    return (name, round(_rate((PROBE_SIZE,) * 3, times), 1)) if projected > MAX_CALL_SECONDS else None
+
+
 def _torch_gemms(threads: int, seconds: float, precisions: tuple[str, ...]) -> dict[str, float]:
     """torch's GEMMs, when torch is installed: torch.mm fp32 (MKL sgemm on x86 wheels; often the best
-    2-thread fp32 GEMM), torch.mm bf16 and ``torch._int_mm`` int8 (oneDNN: AVX512-BF16 / VNNI / AMX)."""
+    2-thread fp32 GEMM), torch.mm bf16 and ``torch._int_mm`` int8 (oneDNN: AVX512-BF16 / VNNI / AMX).
+    A kernel too slow to time at full size (:func:`_slow_kernel`) is kept at its probe's size."""
     try:
         import torch
     except ImportError:
         return {}
     torch.set_num_threads(threads)
-    out = {}
-    for precision in precisions:
-        shapes = ((INT8_SIZE,) * 3,) if precision == "int8" else FP32_SHAPES[1:3]
-        for m, k, n in shapes:
+
+    def make_call(precision: str):
+        def make(shape: tuple[int, int, int]):
+            m, k, n = shape
             if precision == "int8":
                 a, b = torch.randint(-128, 128, (m, k), dtype=torch.int8), torch.randint(-128, 128, (k, n), dtype=torch.int8)
-                call, name = (lambda: torch._int_mm(a, b)), f"torch._int_mm int8 {m}x{k}x{n}"
-            else:
-                dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-                a, b, c = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype), torch.empty(m, n, dtype=dtype)
-                call, name = (lambda: torch.mm(a, b, out=c)), f"torch.mm {precision} {m}x{k}x{n}"
+                return (lambda: torch._int_mm(a, b)), f"torch._int_mm int8 {m}x{k}x{n}"
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            a, b, c = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype), torch.empty(m, n, dtype=dtype)
+            return (lambda: torch.mm(a, b, out=c)), f"torch.mm {precision} {m}x{k}x{n}"
+        return make
+
+    out = {}
+    for precision in precisions:
+        make = make_call(precision)
+        for shape in ((INT8_SIZE,) * 3,) if precision == "int8" else FP32_SHAPES[1:3]:
             try:
+                slow = _slow_kernel(make, shape)
+                if slow is not None:
+                    out[slow[0]] = slow[1]
+                    break
+                call, name = make(shape)
                 times = time_calls(call, min_seconds=seconds, min_calls=3)
             except RuntimeError:  # a kernel this torch build lacks on this CPU: not a candidate
-                continue
-            out[name] = round(_rate((m, k, n), times), 1)
+                break
+            out[name] = round(_rate(shape, times), 1)
     return out
 
 

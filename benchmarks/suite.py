@@ -124,12 +124,19 @@ def evaluate_targets(result: dict) -> list[dict]:
     absent = (default or {}).get("absent", {}).get("musicnn")
     add("default model >= 3x musicnn throughput", best_default or None, 3.0, None if not best_default else best_default >= 3.0,
         f"musicnn absent: {absent}" if absent else "best runtime pipeline of the default model, same songs, decode included")
-    agreement = [(name, a["mean"]) for block in (main, default) if block for name, a in block["top5_agreement_vs_ort_fp32"].items()
-                 if name != "torch eager fp32"]
-    worst = min(agreement, key=lambda x: x[1]) if agreement else (None, None)
-    trained = bool(default)
+    # Judged on the trained default model when it is here: the random full-width model's song scores
+    # are near-ties (every tag 0.51 +- 0.001 on a real song), so its top-5 is decided by rounding and
+    # swings with the CPU's kernels (1.0 on a Sapphire Rapids, 0.8 on an AVX2-only EPYC, while each
+    # scale's own export gate, on 32 songs with randomised BatchNorm statistics, read 1.0 on both).
+    judged = default or main
+    def agreements(block):
+        return {name: a["mean"] for name, a in ((block or {}).get("top5_agreement_vs_ort_fp32") or {}).items() if name != "torch eager fp32"}
+    worst = min(agreements(judged).items(), key=lambda x: x[1], default=(None, None))
+    random_worst = min(agreements(main).items(), key=lambda x: x[1], default=(None, None)) if default else (None, None)
     add("int8/bf16 top-5 agreement with fp32 >= 0.9 (the export gate)", worst[1], 0.9, None if worst[1] is None else worst[1] >= 0.9,
-        f"worst: {worst[0]}" + (" (default model, trained weights)" if trained else " (random weights)"))
+        f"worst: {worst[0]}" + (" (default model, trained weights)" if default else " (random weights)")
+        + ("" if random_worst[0] is None else
+           f"; not judged: the random full-width model's {random_worst[1]} ({random_worst[0]}), whose tag scores are near-ties"))
     cold = [b["cold_start"] for b in (main, default) if b and b.get("cold_start")]
     worst_cold = max((c["ratio"] for c in cold), default=None)
     add("cold start <= 1/3 of a torch process (torch at its best batch)", worst_cold, round(TARGETS["cold_start_ratio"], 3),
