@@ -9,8 +9,9 @@ figures are); the peak is the best GEMM of its precision:
 
 - fp32: numpy's BLAS, onnxruntime's MatMul (MLAS), torch.mm (MKL) and OpenVINO's MatMul, on
   square and convolution-shaped GEMMs;
-- int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; VNNI/AMX where the CPU has them) and
-  ``torch._int_mm`` (s8 x s8 -> s32, oneDNN);
+- int8: onnxruntime's MatMulInteger (u8 x s8, MLAS; VNNI/AMX where the CPU has them),
+  OpenVINO's int8 MatMul (a QDQ MatMul graph, the pattern of our int8 backbones; square and
+  conv-shaped) and ``torch._int_mm`` (s8 x s8 -> s32, oneDNN);
 - bf16 (CPUs with avx512_bf16 / amx_bf16): OpenVINO's MatMul with the bf16 precision hint and
   torch.mm on bf16 tensors (oneDNN), square and conv-shaped.
 
@@ -76,6 +77,31 @@ def _matmul_model(shape: tuple[int, int, int], int8: bool):
     return model.SerializeToString()
 
 
+def _matmul_qdq_model(shape: tuple[int, int, int]):
+    """A float (m, k) x (k, n) MatMul between QuantizeLinear / DequantizeLinear pairs (u8 activations,
+    s8 per-tensor weights): the pattern of our int8 graphs, which OpenVINO runs as an int8 GEMM.
+    The weights stay within 7 bits so the product is exact on every CPU: without VNNI, x86 int8
+    kernels (onnxruntime's and OpenVINO's alike) sum u8 x s8 pairs in saturating int16, and full
+    8-bit weights overflowed it (6.9 off on outputs of 32 on an AVX2-only EPYC); speed is the same."""
+    from onnx import TensorProto, helper
+
+    m, k, n = shape
+    weight = np.random.default_rng(0).integers(-63, 64, (k, n), dtype=np.int8)
+    scalar = lambda name, kind, value: helper.make_tensor(name, kind, [], [value])  # noqa: E731
+    nodes = [helper.make_node("QuantizeLinear", ["a", "a_scale", "a_zero"], ["a_q"]),
+             helper.make_node("DequantizeLinear", ["a_q", "a_scale", "a_zero"], ["a_dq"]),
+             helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zero"], ["b_dq"]),
+             helper.make_node("MatMul", ["a_dq", "b_dq"], ["y"])]
+    initializers = [helper.make_tensor("b", TensorProto.INT8, [k, n], weight.tobytes(), raw=True),
+                    scalar("a_scale", TensorProto.FLOAT, 0.02), scalar("a_zero", TensorProto.UINT8, 128),
+                    scalar("b_scale", TensorProto.FLOAT, 0.01), scalar("b_zero", TensorProto.INT8, 0)]
+    graph = helper.make_graph(nodes, "gemm_qdq", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    return model.SerializeToString()
+
+
 def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: float) -> float:
     """G(FL)OP/s of one onnxruntime MatMul / MatMulInteger (m, k) x (k, n) (weights constant, as in a conv)."""
     import onnxruntime as ort
@@ -92,23 +118,31 @@ def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: fl
     return _rate(shape, times)
 
 
-def _openvino_gemm(shape: tuple[int, int, int], hint: str, threads: int, seconds: float) -> float | None:
-    """GFLOP/s of OpenVINO's MatMul with INFERENCE_PRECISION_HINT ``hint`` (f32 | bf16); None without openvino."""
+def _openvino_compiled(shape: tuple[int, int, int], hint: str, threads: int):
+    """OpenVINO's compiled MatMul with INFERENCE_PRECISION_HINT ``hint`` (f32 | bf16), or its int8
+    MatMul (``hint`` "int8": the QDQ graph of :func:`_matmul_qdq_model`, compiled f32 as our int8
+    backbones are); None without openvino."""
     try:
         import openvino as ov
     except ImportError:
         return None
     import tempfile
 
-    m, k, n = shape
     with tempfile.TemporaryDirectory() as folder:
         path = f"{folder}/gemm.onnx"
         with open(path, "wb") as f:
-            f.write(_matmul_model(shape, False))
-        compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                                                         "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)})
+            f.write(_matmul_qdq_model(shape) if hint == "int8" else _matmul_model(shape, False))
+        return ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32" if hint == "int8" else hint, "PERFORMANCE_HINT": "LATENCY",
+                                                     "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)})
+
+
+def _openvino_gemm(shape: tuple[int, int, int], hint: str, threads: int, seconds: float) -> float | None:
+    """G(FL)OP/s of :func:`_openvino_compiled`; None without openvino."""
+    compiled = _openvino_compiled(shape, hint, threads)
+    if compiled is None:
+        return None
     request = compiled.create_infer_request()
-    a = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
+    a = np.random.default_rng(1).standard_normal((shape[0], shape[1]), dtype=np.float32)
     times = time_calls(lambda: request.infer({0: a}, share_inputs=True), min_seconds=seconds, min_calls=3)
     return _rate(shape, times)
 
@@ -183,6 +217,10 @@ def child(spec: dict) -> dict:
             detail[f"onnxruntime MatMul fp32 {name}"] = round(_ort_gemm(shape, False, threads, seconds / 2), 1)
     if "int8" in wanted:
         detail[f"onnxruntime MatMulInteger u8s8 {INT8_SIZE}^3"] = round(_ort_gemm((INT8_SIZE,) * 3, True, threads, seconds), 1)
+        for shape in ((INT8_SIZE,) * 3, FP32_SHAPES[2]):  # square, and 5^6 block 1's im2col shape
+            int8 = _openvino_gemm(shape, "int8", threads, seconds / 2)
+            if int8 is not None:
+                detail[f"openvino MatMul int8 {'x'.join(map(str, shape))}"] = round(int8, 1)
     # bf16: OpenVINO's MatMul with the bf16 hint (AVX512-BF16 / AMX-BF16 kernels), square and conv-shaped;
     # its f32 MatMul joins the fp32 candidates, so fp32 rows are never read against a lower peak.
     native_bf16 = any(f in _cpu_flags() for f in ("avx512_bf16", "amx_bf16"))
@@ -232,12 +270,23 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, action="append")
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--out", help="save the peaks, every candidate GEMM and the machine as JSON")
     args = parser.parse_args()
     if args.child:
         report_child(child(json.loads(args.child)))
         return
-    for threads, row in measure(args.threads or sorted({1, os.cpu_count() or 1}), args.seconds).items():
+    from .common import machine_info
+
+    machine = machine_info()
+    print(f"{machine['cpu']}, {machine['cores']} cores, SIMD: {' '.join(machine['simd'])}")
+    rows = measure(args.threads or sorted({1, os.cpu_count() or 1}), args.seconds)
+    for threads, row in rows.items():
         print(f"{threads} thread(s): fp32 {row['fp32_gflops']} GFLOP/s, bf16 {row['bf16_gflops']} GFLOP/s, int8 {row['int8_gops']} GOP/s  {row['detail']}")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps({"machine": machine, "seconds": args.seconds, "peaks": {str(t): r for t, r in rows.items()}}, indent=2) + "\n")
+        print(f"saved {args.out}")
 
 
 if __name__ == "__main__":
