@@ -32,10 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
-from .common import report_child, run_child, time_calls
+from .common import machine_info, report_child, run_child, time_calls
 
 # fp32: square GEMMs, and the shape of the backbones' big convolutions as im2col GEMMs
 # (frames x (m * C_in) x C_out: 5^6 block 1 is 15625 x 640 x 128): the best of all is the peak,
@@ -71,7 +73,12 @@ def _matmul_model(shape: tuple[int, int, int], int8: bool):
         a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
         b = helper.make_tensor("b", TensorProto.FLOAT, [k, n], weight.tobytes(), raw=True)
-    graph = helper.make_graph([node], "gemm", [a], [y], initializer=[b])
+    return _model_bytes(helper.make_graph([node], "gemm", [a], [y], initializer=[b]))
+
+
+def _model_bytes(graph) -> bytes:
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     return model.SerializeToString()
@@ -95,11 +102,8 @@ def _matmul_qdq_model(shape: tuple[int, int, int]):
     initializers = [helper.make_tensor("b", TensorProto.INT8, [k, n], weight.tobytes(), raw=True),
                     scalar("a_scale", TensorProto.FLOAT, 0.02), scalar("a_zero", TensorProto.UINT8, 128),
                     scalar("b_scale", TensorProto.FLOAT, 0.01), scalar("b_zero", TensorProto.INT8, 0)]
-    graph = helper.make_graph(nodes, "gemm_qdq", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    return model.SerializeToString()
+    return _model_bytes(helper.make_graph(nodes, "gemm_qdq", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], initializer=initializers))
 
 
 def _ort_gemm(shape: tuple[int, int, int], int8: bool, threads: int, seconds: float) -> float:
@@ -177,27 +181,24 @@ def _torch_gemms(threads: int, seconds: float, precisions: tuple[str, ...]) -> d
         return {}
     torch.set_num_threads(threads)
 
-    def make_call(precision: str):
-        def make(shape: tuple[int, int, int]):
-            m, k, n = shape
-            if precision == "int8":
-                a, b = torch.randint(-128, 128, (m, k), dtype=torch.int8), torch.randint(-128, 128, (k, n), dtype=torch.int8)
-                return (lambda: torch._int_mm(a, b)), f"torch._int_mm int8 {m}x{k}x{n}"
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-            a, b, c = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype), torch.empty(m, n, dtype=dtype)
-            return (lambda: torch.mm(a, b, out=c)), f"torch.mm {precision} {m}x{k}x{n}"
-        return make
+    def make(precision: str, shape: tuple[int, int, int]):
+        m, k, n = shape
+        if precision == "int8":
+            a, b = torch.randint(-128, 128, (m, k), dtype=torch.int8), torch.randint(-128, 128, (k, n), dtype=torch.int8)
+            return (lambda: torch._int_mm(a, b)), f"torch._int_mm int8 {m}x{k}x{n}"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        a, b, c = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype), torch.empty(m, n, dtype=dtype)
+        return (lambda: torch.mm(a, b, out=c)), f"torch.mm {precision} {m}x{k}x{n}"
 
     out = {}
     for precision in precisions:
-        make = make_call(precision)
         for shape in ((INT8_SIZE,) * 3,) if precision == "int8" else FP32_SHAPES[1:3]:
             try:
-                slow = _slow_kernel(make, shape)
+                slow = _slow_kernel(partial(make, precision), shape)
                 if slow is not None:
                     out[slow[0]] = slow[1]
                     break
-                call, name = make(shape)
+                call, name = make(precision, shape)
                 times = time_calls(call, min_seconds=seconds, min_calls=3)
             except RuntimeError:  # a kernel this torch build lacks on this CPU: not a candidate
                 break
@@ -275,16 +276,12 @@ def main() -> None:
     if args.child:
         report_child(child(json.loads(args.child)))
         return
-    from .common import machine_info
-
     machine = machine_info()
     print(f"{machine['cpu']}, {machine['cores']} cores, SIMD: {' '.join(machine['simd'])}")
     rows = measure(args.threads or sorted({1, os.cpu_count() or 1}), args.seconds)
     for threads, row in rows.items():
         print(f"{threads} thread(s): fp32 {row['fp32_gflops']} GFLOP/s, bf16 {row['bf16_gflops']} GFLOP/s, int8 {row['int8_gops']} GOP/s  {row['detail']}")
     if args.out:
-        from pathlib import Path
-
         Path(args.out).write_text(json.dumps({"machine": machine, "seconds": args.seconds, "peaks": {str(t): r for t, r in rows.items()}}, indent=2) + "\n")
         print(f"saved {args.out}")
 

@@ -89,6 +89,12 @@ def ratio_spreads(result: dict) -> tuple[list[tuple[str, dict]], list[tuple[str,
     return pipeline, backbone
 
 
+def _worst_agreement(block: dict | None) -> tuple[str | None, float | None]:
+    """(engine, mean top-5 agreement with onnxruntime fp32) of ``block``'s least agreeing engine (torch excluded)."""
+    agreement = {name: a["mean"] for name, a in ((block or {}).get("top5_agreement_vs_ort_fp32") or {}).items() if name != "torch eager fp32"}
+    return min(agreement.items(), key=lambda x: x[1], default=(None, None))
+
+
 def evaluate_targets(result: dict) -> list[dict]:
     """One row per target: measured value, target, met (None: not measurable on this machine), detail."""
     rows = []
@@ -128,11 +134,8 @@ def evaluate_targets(result: dict) -> list[dict]:
     # are near-ties (every tag 0.51 +- 0.001 on a real song), so its top-5 is decided by rounding and
     # swings with the CPU's kernels (1.0 on a Sapphire Rapids, 0.8 on an AVX2-only EPYC, while each
     # scale's own export gate, on 32 songs with randomised BatchNorm statistics, read 1.0 on both).
-    judged = default or main
-    def agreements(block):
-        return {name: a["mean"] for name, a in ((block or {}).get("top5_agreement_vs_ort_fp32") or {}).items() if name != "torch eager fp32"}
-    worst = min(agreements(judged).items(), key=lambda x: x[1], default=(None, None))
-    random_worst = min(agreements(main).items(), key=lambda x: x[1], default=(None, None)) if default else (None, None)
+    worst = _worst_agreement(default or main)
+    random_worst = _worst_agreement(main) if default else (None, None)
     add("int8/bf16 top-5 agreement with fp32 >= 0.9 (the export gate)", worst[1], 0.9, None if worst[1] is None else worst[1] >= 0.9,
         f"worst: {worst[0]}" + (" (default model, trained weights)" if default else " (random weights)")
         + ("" if random_worst[0] is None else

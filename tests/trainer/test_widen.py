@@ -33,7 +33,6 @@ def test_widened_backbone_computes_the_same_function(scale, width, wider):
     # computed in float64, so the kernels' summation order cannot matter (in float32 it took a tap
     # 1.3e-5 off on an AVX2-only CPU, over the 1e-5 allowed); what is left is the float32 rounding
     # of the split weights themselves (up to 1e-6 on the taps, 4e-9 on the logits), under the same bounds
-
     narrow, wide = narrow.double(), wide.double()
     x = torch.randn(6, narrow_config.segment_samples, dtype=torch.float64) * 0.3
     for mode in ("eval", "train"):  # train: batch statistics (copies have equal ones); dropout off for the logits
